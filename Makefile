@@ -1,0 +1,65 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -o errexit -o nounset -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PIP_QUIET := --quiet --disable-pip-version-check
+
+APP_STAMP := $(VENV)/.app-installed
+DEV_STAMP := $(VENV)/.dev-installed
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+.PHONY: help run test lint typecheck pytest lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(APP_STAMP): kiusys-app/pyproject.toml kiusys-app/requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_QUIET) -r kiusys-app/requirements.lock
+	$(BIN)/pip install $(PIP_QUIET) --no-deps -e ./kiusys-app
+	touch $@
+
+$(DEV_STAMP): $(APP_STAMP) pyproject.toml
+	$(BIN)/pip install $(PIP_QUIET) -e '.[dev]'
+	touch $@
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install $(PIP_QUIET) 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+run: $(APP_STAMP) ## Serve the API on the embedded store at http://$(HOST):$(PORT)
+	$(BIN)/uvicorn kiusys_app.main:app --host '$(HOST)' --port '$(PORT)'
+
+test: lint typecheck pytest ## Lint, type-check and run every test suite
+
+lint: $(DEV_STAMP) ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(DEV_STAMP) ## mypy --strict on the service package
+	$(BIN)/mypy
+
+pytest: $(DEV_STAMP) $(CHECKOV_STAMP) ## The whole pytest suite
+	KIUSYS_CHECKOV='$(CURDIR)/$(CHECKOV_VENV)/bin/checkov' PATH='$(CURDIR)/$(BIN):'"$$PATH" \
+		$(BIN)/pytest $(PYTEST_ARGS)
+
+lock: ## Re-pin kiusys-app/requirements.lock from kiusys-app/pyproject.toml
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install $(PIP_QUIET) ./kiusys-app
+	{ echo '# Pinned runtime dependencies of kiusys-app, for the image and the test venv.'; \
+	  echo '# Regenerate with: make lock'; \
+	  build/lock-venv/bin/pip freeze --exclude kiusys-app; } > kiusys-app/requirements.lock
+	rm -rf build/lock-venv
+
+clean: ## Remove virtualenvs, caches and local data
+	rm -rf $(VENV) $(CHECKOV_VENV) data .pytest_cache .mypy_cache .ruff_cache build

@@ -1,0 +1,1 @@
+"""Kiusys: counts confirmed reservation transactions per flight route."""

@@ -1,0 +1,44 @@
+"""Dependencies shared by the routers, as reusable `Annotated` aliases."""
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+
+from kiusys_app.models import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    IDEMPOTENCY_KEY_PATTERN,
+    ROUTE_RULE,
+    FlightRoute,
+)
+from kiusys_app.stores import CounterStore
+
+
+def get_store(request: Request) -> CounterStore:
+    store: CounterStore = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[CounterStore, Depends(get_store)]
+
+RoutePath = Annotated[FlightRoute, Path(description=f"Case-insensitive; {ROUTE_RULE}.")]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=(
+            "Optional; up to 255 printable ASCII characters. A repeat for the same route within "
+            "24 hours counts nothing and is answered with `Idempotent-Replayed: true`."
+        ),
+    ),
+]
+
+# Documented on every route that touches the store.
+STORE_RESPONSES: dict[int | str, dict[str, object]] = {
+    503: {
+        "description": "The store is throttled or unavailable; retry after `Retry-After` seconds.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+}

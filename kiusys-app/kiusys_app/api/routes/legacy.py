@@ -1,0 +1,27 @@
+"""The seed's calls, kept so that existing reservation systems keep working."""
+
+from fastapi import APIRouter, Response
+
+from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, StoreDep
+from kiusys_app.api.replay import mark_replay
+
+router = APIRouter(tags=["seed-compatible"], responses=STORE_RESPONSES)
+
+
+@router.post("/save-transaction/{flight_route}", summary="Record one transaction")
+def save_transaction(
+    flight_route: RoutePath,
+    store: StoreDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, int]:
+    result = store.record(flight_route, idempotency_key)
+    mark_replay(response, result)
+    return {flight_route: result.count}
+
+
+@router.api_route(
+    "/get-transaction/{flight_route}", methods=["GET", "POST"], summary="Check a route's count"
+)
+def get_transaction(flight_route: RoutePath, store: StoreDep) -> dict[str, int]:
+    return {flight_route: store.get(flight_route)}

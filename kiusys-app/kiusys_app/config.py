@@ -1,0 +1,66 @@
+"""Runtime settings, read once from the environment."""
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StoreKind(StrEnum):
+    SQLITE = "sqlite"
+    DYNAMODB = "dynamodb"
+
+
+class ConfigError(RuntimeError):
+    """A setting has a value the service refuses to start with."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KIUSYS_", extra="ignore")
+
+    store: StoreKind = StoreKind.SQLITE
+    sqlite_path: Path = Path("data/kiusys.sqlite3")
+    table_name: Annotated[str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")] = (
+        "flights-db"
+    )
+    idempotency_table_name: Annotated[
+        str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
+    ] = "flights-db-idempotency"
+    aws_region: Annotated[
+        str | None,
+        Field(
+            validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+            pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        ),
+    ] = None
+    aws_endpoint_url: Annotated[
+        str | None, Field(validation_alias="AWS_ENDPOINT_URL", pattern=r"^https?://\S+$")
+    ] = None
+
+
+# The environment variable that carries each field, for error messages.
+_ENV_NAMES = {
+    "aws_region": "AWS_REGION",
+    "aws_endpoint_url": "AWS_ENDPOINT_URL",
+}
+
+
+def _env_name(field: str) -> str:
+    return _ENV_NAMES.get(field, f"KIUSYS_{field.upper()}")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Read the settings once; a bad value raises ConfigError with a one-line message."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigError(f"invalid setting {_env_name(field)}: {first['msg']}") from None
+    if settings.store is StoreKind.DYNAMODB and settings.aws_region is None:
+        raise ConfigError("invalid setting AWS_REGION: required when KIUSYS_STORE=dynamodb")
+    return settings

@@ -1,0 +1,36 @@
+"""Request and response types shared by the routers."""
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
+
+ROUTE_RULE = (
+    "a flight route is an airline code (2 letters or digits, not both digits, or 3 letters), "
+    "then 1 to 4 digits, then an optional letter, e.g. AR1133"
+)
+_ROUTE_PATTERN = re.compile(r"(?:[A-Z]{3}|[A-Z][A-Z0-9]|[0-9][A-Z])[0-9]{1,4}[A-Z]?")
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]+$"
+
+
+def normalize_route(value: str) -> str:
+    """Upper-case a flight route and check it is a flight designator."""
+    if value.isascii():
+        candidate = value.upper()
+        if _ROUTE_PATTERN.fullmatch(candidate):
+            return candidate
+    raise ValueError(ROUTE_RULE)
+
+
+FlightRoute = Annotated[str, AfterValidator(normalize_route)]
+
+
+class RouteCount(BaseModel):
+    route: str = Field(examples=["AR1133"])
+    transactions: int = Field(ge=0, examples=[6])
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])

@@ -1,0 +1,10 @@
+"""Counter stores: one interface, an embedded SQLite store and a DynamoDB store."""
+
+from kiusys_app.stores.base import (
+    CounterStore,
+    IdempotencyKeyMismatch,
+    RecordResult,
+    StoreUnavailable,
+)
+
+__all__ = ["CounterStore", "IdempotencyKeyMismatch", "RecordResult", "StoreUnavailable"]

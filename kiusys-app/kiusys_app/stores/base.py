@@ -1,0 +1,58 @@
+"""The store interface that both implementations honour."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+# How long an idempotency key is remembered.
+IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    count: int
+    replayed: bool = False
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer, or asked us to slow down. Safe to retry."""
+
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class IdempotencyKeyMismatch(Exception):
+    """An idempotency key was reused for a different route."""
+
+    def __init__(self, key_route: str) -> None:
+        super().__init__(f"this Idempotency-Key was already used for route {key_route}")
+        self.key_route = key_route
+
+
+class CounterStore(Protocol):
+    """Counts transactions per route; every method is blocking and thread-safe."""
+
+    def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
+        """Count one transaction on `route` and return the new count.
+
+        With a key, a repeat of the key for the same route within the TTL counts nothing and
+        returns the current count with `replayed=True`; a repeat for another route raises
+        IdempotencyKeyMismatch.
+        """
+        ...
+
+    def get(self, route: str) -> int:
+        """The route's count, 0 when it has never been recorded."""
+        ...
+
+    def get_many(self, routes: Sequence[str]) -> dict[str, int]:
+        """Counts of several distinct routes."""
+        ...
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable when the store cannot answer."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,31 @@
+"""Builds the store that the settings ask for."""
+
+import logging
+
+from kiusys_app.config import Settings, StoreKind
+from kiusys_app.stores.base import CounterStore
+
+logger = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> CounterStore:
+    if settings.store is StoreKind.DYNAMODB:
+        from kiusys_app.stores.dynamodb import DynamoDBStore
+
+        logger.info(
+            "using store dynamodb: tables %s and %s in %s%s",
+            settings.table_name,
+            settings.idempotency_table_name,
+            settings.aws_region,
+            f" at {settings.aws_endpoint_url}" if settings.aws_endpoint_url else "",
+        )
+        return DynamoDBStore(
+            table_name=settings.table_name,
+            idempotency_table_name=settings.idempotency_table_name,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
+    from kiusys_app.stores.sqlite import SQLiteStore
+
+    logger.info("using store sqlite: %s", settings.sqlite_path.resolve())
+    return SQLiteStore(settings.sqlite_path)
