@@ -16,7 +16,7 @@ APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help run test lint typecheck pytest lock clean
+.PHONY: help run test lint fmt typecheck pytest lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ test: lint typecheck pytest ## Lint, type-check and run every test suite
 lint: $(DEV_STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+fmt: $(DEV_STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 typecheck: $(DEV_STAMP) ## mypy --strict on the service package
 	$(BIN)/mypy

@@ -18,14 +18,18 @@ class ConfigError(RuntimeError):
     """A setting has a value the service refuses to start with."""
 
 
+# DynamoDB's own rule for table names.
+TableName = Annotated[str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KIUSYS_", extra="ignore")
 
     store: StoreKind = StoreKind.SQLITE
     sqlite_path: Path = Path("data/kiusys.sqlite3")
-    table_name: Annotated[str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")] = (
-        "flights-db"
-    )
+    table_name: Annotated[
+        str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
+    ] = "flights-db"
     idempotency_table_name: Annotated[
         str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
     ] = "flights-db-idempotency"
@@ -41,15 +45,9 @@ class Settings(BaseSettings):
     ] = None
 
 
-# The environment variable that carries each field, for error messages.
-_ENV_NAMES = {
-    "aws_region": "AWS_REGION",
-    "aws_endpoint_url": "AWS_ENDPOINT_URL",
-}
-
-
-def _env_name(field: str) -> str:
-    return _ENV_NAMES.get(field, f"KIUSYS_{field.upper()}")
+def _env_name(loc: str) -> str:
+    """The environment variable behind an error location: an alias as-is, else prefixed."""
+    return loc if loc.isupper() else f"KIUSYS_{loc.upper()}"
 
 
 @lru_cache

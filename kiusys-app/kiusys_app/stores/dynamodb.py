@@ -94,7 +94,9 @@ class DynamoDBStore:
             raise _transient(exc) from exc
 
     def _backoff(self, attempt: int) -> None:
-        self._sleep(random.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)))
+        """Full jitter: a random wait up to an exponentially growing, capped ceiling."""
+        ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
+        self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not cryptography
 
     def _route_key(self, route: str) -> dict[str, Any]:
         return {ROUTE_ATTR: {"S": route}}
@@ -110,7 +112,9 @@ class DynamoDBStore:
 
     def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
         if idempotency_key is None:
-            response = self._call("update_item", **self._increment(route), ReturnValues="UPDATED_NEW")
+            response = self._call(
+                "update_item", **self._increment(route), ReturnValues="UPDATED_NEW"
+            )
             return RecordResult(count=int(response["Attributes"][COUNT_ATTR]["N"]))
         for attempt in range(MAX_ATTEMPTS):
             reasons = self._record_once(route, idempotency_key)

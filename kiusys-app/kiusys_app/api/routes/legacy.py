@@ -20,8 +20,11 @@ def save_transaction(
     return {flight_route: result.count}
 
 
-@router.api_route(
-    "/get-transaction/{flight_route}", methods=["GET", "POST"], summary="Check a route's count"
+@router.get("/get-transaction/{flight_route}", summary="Check a route's count")
+@router.post(
+    "/get-transaction/{flight_route}",
+    summary="Check a route's count (the seed's POST form)",
+    operation_id="get_transaction_post",
 )
 def get_transaction(flight_route: RoutePath, store: StoreDep) -> dict[str, int]:
     return {flight_route: store.get(flight_route)}

@@ -1,0 +1,120 @@
+"""Fixtures that give each test a fresh store, or the app on a fresh store."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from moto import mock_aws
+
+from kiusys_app.config import get_settings
+from kiusys_app.main import app
+from kiusys_app.stores import CounterStore
+from kiusys_app.stores.dynamodb import DynamoDBStore
+from kiusys_app.stores.sqlite import SQLiteStore
+from tests.support.aws import KEYS_TABLE, REGION, TABLE, create_tables, dynamodb, scan_all
+from tests.support.processes import moto_server
+
+STORES = ["sqlite", "dynamodb"]
+
+
+class Clock:
+    """A clock the tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    """moto's in-process DynamoDB with the service's two tables."""
+    with mock_aws():
+        client = dynamodb()
+        create_tables(client)
+        yield client
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[CounterStore]:
+    opened: CounterStore
+    if request.param == "sqlite":
+        opened = SQLiteStore(tmp_path / "counts.sqlite3", clock=clock)
+    else:
+        request.getfixturevalue("aws")
+        opened = DynamoDBStore(
+            table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION, clock=clock
+        )
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def client(
+    store_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[TestClient]:
+    """The app, lifespan included, on a fresh store of each kind."""
+    monkeypatch.setenv("KIUSYS_STORE", store_kind)
+    monkeypatch.setenv("KIUSYS_SQLITE_PATH", str(tmp_path / "counts.sqlite3"))
+    if store_kind == "dynamodb":
+        request.getfixturevalue("aws")
+    get_settings.cache_clear()
+    with TestClient(app) as test_client:
+        yield test_client
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def snapshot(client: TestClient, store_kind: str) -> Callable[[], object]:
+    """Everything the store holds, to prove that a request changed nothing."""
+    if store_kind == "dynamodb":
+        return lambda: scan_all(dynamodb())
+    store = client.app.state.store  # type: ignore[attr-defined]
+    conn = store._connection()
+    return lambda: (
+        conn.execute("SELECT * FROM counters ORDER BY route").fetchall(),
+        conn.execute("SELECT * FROM idempotency_keys ORDER BY key").fetchall(),
+    )
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """A single-threaded moto server, shared by the tests that need real HTTP."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def moto_tables(moto_url: str) -> Any:
+    """Fresh tables on the moto server; returns a client for it."""
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
+    aws_client = dynamodb(moto_url)
+    create_tables(aws_client)
+    return aws_client
+
+
+@pytest.fixture
+def moto_client(
+    moto_tables: Any, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    """The app on DynamoDB served by the moto server."""
+    monkeypatch.setenv("KIUSYS_STORE", "dynamodb")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    get_settings.cache_clear()
+    with TestClient(app) as test_client:
+        yield test_client
+    get_settings.cache_clear()

@@ -1,0 +1,127 @@
+"""Faults that moto never produces, injected with botocore event hooks.
+
+The app talks to a real moto server over HTTP; each hook sits in front of botocore's send.
+"""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import urllib3
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.exceptions import ReadTimeoutError
+from fastapi.testclient import TestClient
+
+RECORD = "/v1/routes/AR1133/transactions"
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def error_response(request: AWSPreparedRequest, code: str, **extra: Any) -> AWSResponse:
+    body = json.dumps(
+        {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code, **extra}
+    )
+    return AWSResponse(request.url, 400, {"x-amzn-ErrorType": code}, _Raw(body.encode()))
+
+
+class Hook:
+    """Answers the first `times` calls of one operation itself; counts every call."""
+
+    def __init__(self, client: TestClient, operation: str, times: int, answer: Any) -> None:
+        self.calls = 0
+        self.times = times
+        self.answer = answer
+        events = client.app.state.store.client.meta.events  # type: ignore[attr-defined]
+        events.register_first(f"before-send.dynamodb.{operation}", self)
+
+    def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        self.calls += 1
+        if self.calls > self.times:
+            return None
+        return self.answer(request)  # type: ignore[no-any-return]
+
+
+def time_out_after_sending(request: AWSPreparedRequest) -> None:
+    """Deliver the request, so it takes effect, then behave as if the answer never came."""
+    urllib3.request(request.method, request.url, body=request.body, headers=dict(request.headers))
+    raise ReadTimeoutError(endpoint_url=request.url)
+
+
+def count(client: TestClient) -> int:
+    return int(client.get(RECORD).json()["transactions"])
+
+
+def test_timeout_after_send_then_sdk_retry_counts_once(moto_client: TestClient) -> None:
+    hook = Hook(moto_client, "TransactWriteItems", 1, time_out_after_sending)
+    response = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    # botocore retried the transaction; the retry found the key already written.
+    assert hook.calls == 2
+    assert response.status_code == 200
+    assert response.headers["Idempotent-Replayed"] == "true"
+    assert count(moto_client) == 1
+
+
+def test_timeout_on_every_attempt_then_client_retry_counts_once(moto_client: TestClient) -> None:
+    hook = Hook(moto_client, "TransactWriteItems", 99, time_out_after_sending)
+    failed = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    assert failed.status_code == 503
+    assert failed.headers["Retry-After"].isdigit()
+    hook.times = 0
+    retried = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    assert (retried.status_code, retried.headers["Idempotent-Replayed"]) == (200, "true")
+    assert count(moto_client) == 1
+
+
+def test_transaction_conflict_is_retried_and_counts_once(moto_client: TestClient) -> None:
+    reasons = [{"Code": "None"}, {"Code": "TransactionConflict", "Message": "conflict"}]
+    hook = Hook(
+        moto_client,
+        "TransactWriteItems",
+        2,
+        lambda request: error_response(
+            request, "TransactionCanceledException", CancellationReasons=reasons
+        ),
+    )
+    response = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    assert hook.calls == 3
+    assert (response.status_code, response.json()["transactions"]) == (201, 1)
+    assert count(moto_client) == 1
+
+
+@pytest.mark.parametrize(
+    ("operation", "headers"),
+    [("UpdateItem", {}), ("TransactWriteItems", {"Idempotency-Key": "order-1"})],
+)
+def test_throttling_is_503_with_retry_after_then_succeeds(
+    moto_client: TestClient, operation: str, headers: dict[str, str]
+) -> None:
+    hook = Hook(
+        moto_client,
+        operation,
+        99,
+        lambda request: error_response(request, "ProvisionedThroughputExceededException"),
+    )
+    throttled = moto_client.post(RECORD, headers=headers)
+    assert throttled.status_code == 503
+    assert int(throttled.headers["Retry-After"]) >= 1
+    assert hook.calls >= 2, "botocore's standard mode retries throttling before giving up"
+    assert count(moto_client) == 0
+    hook.times = 0
+    assert moto_client.post(RECORD, headers=headers).status_code == 201
+    assert count(moto_client) == 1
+
+
+def test_unreachable_store_is_503_on_readyz(
+    moto_client: TestClient, moto_tables: Any, moto_url: str
+) -> None:
+    moto_tables.delete_table(TableName="flights-db")
+    response = moto_client.get("/readyz")
+    assert response.status_code == 503
+    assert "Retry-After" in response.headers

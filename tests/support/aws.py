@@ -1,0 +1,38 @@
+"""DynamoDB tables as the service expects them, for moto."""
+
+from typing import Any
+
+import boto3
+
+REGION = "us-east-1"
+TABLE = "flights-db"
+KEYS_TABLE = "flights-db-idempotency"
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+def dynamodb(endpoint_url: str | None = None) -> Any:
+    return boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url)
+
+
+def create_tables(client: Any) -> None:
+    for name, key in ((TABLE, "flight-route"), (KEYS_TABLE, "idempotency-key")):
+        client.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+
+def scan_all(client: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every item of both tables, sorted, to compare before and after."""
+    return {
+        name: sorted(client.scan(TableName=name)["Items"], key=repr) for name in (TABLE, KEYS_TABLE)
+    }
