@@ -3,24 +3,62 @@
 moto's own `moto_server` serves requests on threads, and its UpdateItem is an unlocked
 read-modify-write, so concurrent increments get lost inside moto itself. One thread removes that.
 
-Usage: python -m tests.support.moto_server --port PORT [--host HOST]
+Usage: python -m tests.support.moto_server --port PORT [--host HOST] [--tls]
 """
 
 import argparse
+import json
 import logging
+import os
+from typing import Any
 
+from moto.iam.access_control import IAMPolicy
+from moto.s3.models import FakeBucket
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
+
+
+def honour_secure_transport(secure: bool) -> None:
+    """Evaluate bucket-policy statements conditioned on `aws:SecureTransport` as AWS does.
+
+    moto ignores a policy's conditions, so a "deny unless TLS" statement would deny everything.
+    Every request to this server has the same transport, so such a statement either always
+    applies or never does; other conditions are left to moto as they are.
+    """
+
+    def applies(statement: dict[str, Any]) -> bool:
+        wanted = statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")
+        if wanted is None:
+            return True
+        values = wanted if isinstance(wanted, list) else [wanted]
+        return str(secure).lower() in [str(v).lower() for v in values]
+
+    def get_permission(bucket: FakeBucket, action: str, resource: str) -> Any:
+        if bucket.policy is None:
+            return original(bucket, action, resource)
+        policy = json.loads(bucket.policy)
+        statements = policy["Statement"]
+        statements = statements if isinstance(statements, list) else [statements]
+        policy["Statement"] = [s for s in statements if applies(s)]
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    original = FakeBucket.get_permission
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway certificate")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, app, threaded=False, processes=1)
+    # Terraform attaches AWS-managed policies (the EKS worker policies) by ARN.
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    honour_secure_transport(args.tls)
+    ssl_context = "adhoc" if args.tls else None
+    run_simple(args.host, args.port, app, threaded=False, processes=1, ssl_context=ssl_context)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+locals {
+  # The service's data model; see the repository README, "Exactly once".
+  tables = {
+    counters = {
+      name     = var.table_name
+      hash_key = "flight-route"
+      ttl_attr = null
+    }
+    idempotency = {
+      name     = var.idempotency_table_name
+      hash_key = "idempotency-key"
+      ttl_attr = "expires-at"
+    }
+  }
+}
+
+resource "aws_dynamodb_table" "this" {
+  for_each = local.tables
+
+  #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key (aws/dynamodb); a customer-managed key adds cost and a key policy to run without changing who may read the counts, which IAM decides.
+  name                        = each.value.name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = each.value.hash_key
+  deletion_protection_enabled = var.deletion_protection
+  stream_enabled              = length(var.replica_regions) > 0
+  stream_view_type            = length(var.replica_regions) > 0 ? "NEW_AND_OLD_IMAGES" : null
+
+  attribute {
+    name = each.value.hash_key
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  ttl {
+    enabled        = each.value.ttl_attr != null
+    attribute_name = each.value.ttl_attr != null ? each.value.ttl_attr : ""
+  }
+
+  dynamic "replica" {
+    for_each = toset(var.replica_regions)
+
+    content {
+      region_name            = replica.value
+      point_in_time_recovery = true
+    }
+  }
+}

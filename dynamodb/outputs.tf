@@ -1,0 +1,19 @@
+output "table_name" {
+  description = "Name of the counters table."
+  value       = aws_dynamodb_table.this["counters"].name
+}
+
+output "table_arn" {
+  description = "ARN of the counters table."
+  value       = aws_dynamodb_table.this["counters"].arn
+}
+
+output "idempotency_table_name" {
+  description = "Name of the idempotency-key table."
+  value       = aws_dynamodb_table.this["idempotency"].name
+}
+
+output "idempotency_table_arn" {
+  description = "ARN of the idempotency-key table."
+  value       = aws_dynamodb_table.this["idempotency"].arn
+}

@@ -1,0 +1,53 @@
+variable "region" {
+  description = "AWS region of the image repository."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must be an AWS region name such as us-east-1."
+  }
+}
+
+variable "repository_name" {
+  description = "Name of the image repository."
+  type        = string
+  default     = "kiusys-app"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]+([._/-][a-z0-9]+)*$", var.repository_name))
+    error_message = "repository_name must be lower-case letters and digits, separated by . _ / or -."
+  }
+}
+
+variable "tagged_images_to_keep" {
+  description = "How many tagged images the lifecycle policy keeps; older ones expire."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.tagged_images_to_keep >= 1
+    error_message = "tagged_images_to_keep must be at least 1."
+  }
+}
+
+variable "untagged_image_expiry_days" {
+  description = "Days after which an untagged image expires."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.untagged_image_expiry_days >= 1
+    error_message = "untagged_image_expiry_days must be at least 1."
+  }
+}
+
+variable "tags" {
+  description = "Tags applied to every resource through the provider's default_tags."
+  type        = map(string)
+  default = {
+    Project   = "kiusys"
+    ManagedBy = "terraform"
+    Root      = "ecr-repo"
+  }
+}

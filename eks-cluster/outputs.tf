@@ -1,0 +1,49 @@
+output "cluster_name" {
+  description = "Name of the EKS cluster, for `aws eks update-kubeconfig`."
+  value       = aws_eks_cluster.this.name
+}
+
+output "cluster_endpoint" {
+  description = "URL of the cluster's API server."
+  value       = aws_eks_cluster.this.endpoint
+}
+
+output "region" {
+  description = "Region of the cluster."
+  value       = var.region
+}
+
+output "kubernetes_version" {
+  description = "Kubernetes minor version of the cluster; kubectl and the Cluster Autoscaler follow it."
+  value       = aws_eks_cluster.this.version
+}
+
+output "app_role_arn" {
+  description = "IAM role for the app's ServiceAccount (IRSA); goes into its eks.amazonaws.com/role-arn annotation."
+  value       = aws_iam_role.app.arn
+}
+
+output "autoscaler_role_arn" {
+  description = "IAM role for the Cluster Autoscaler's ServiceAccount (IRSA)."
+  value       = aws_iam_role.autoscaler.arn
+}
+
+output "oidc_provider_arn" {
+  description = "ARN of the cluster's IAM OIDC provider."
+  value       = aws_iam_openid_connect_provider.cluster.arn
+}
+
+output "vpc_id" {
+  description = "ID of the VPC."
+  value       = aws_vpc.this.id
+}
+
+output "private_subnet_ids" {
+  description = "IDs of the private subnets, where the nodes run."
+  value       = [for s in aws_subnet.private : s.id]
+}
+
+output "public_subnet_ids" {
+  description = "IDs of the public subnets, where internet-facing load balancers go."
+  value       = [for s in aws_subnet.public : s.id]
+}

@@ -1,0 +1,126 @@
+variable "region" {
+  description = "AWS region of the VPC and the cluster."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must be an AWS region name such as us-east-1."
+  }
+}
+
+variable "cluster_name" {
+  description = "Name of the EKS cluster; also names the VPC and the IAM roles."
+  type        = string
+  default     = "kiusys"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,37}$", var.cluster_name))
+    error_message = "cluster_name must start with a letter and hold at most 38 letters, digits or hyphens."
+  }
+}
+
+variable "kubernetes_version" {
+  description = "Kubernetes minor version of the control plane and nodes; keep it in EKS standard support."
+  type        = string
+  default     = "1.35"
+
+  validation {
+    condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
+    error_message = "kubernetes_version must be a minor version such as 1.35."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "CIDR block of the VPC; it is split into 3 public /24 and 3 private /20 subnets."
+  type        = string
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(cidrnetmask(var.vpc_cidr)) && tonumber(split("/", var.vpc_cidr)[1]) <= 16
+    error_message = "vpc_cidr must be an IPv4 CIDR block of /16 or larger."
+  }
+}
+
+variable "one_nat_gateway_per_az" {
+  description = "One NAT gateway in each AZ (survives an AZ outage) instead of a single shared one (cheaper)."
+  type        = bool
+  default     = false
+}
+
+variable "public_access_cidrs" {
+  description = "CIDR blocks allowed to reach the cluster's public API endpoint. Empty keeps the endpoint private."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.public_access_cidrs : can(cidrnetmask(c)) && c != "0.0.0.0/0"])
+    error_message = "public_access_cidrs must hold IPv4 CIDR blocks, and not 0.0.0.0/0."
+  }
+}
+
+variable "node_groups" {
+  description = "Managed node groups, by name: instance types and the sizes the Cluster Autoscaler moves between."
+  type = map(object({
+    instance_types = list(string)
+    min_size       = number
+    max_size       = number
+    desired_size   = number
+  }))
+  default = {
+    general = { instance_types = ["t3.large"], min_size = 1, max_size = 3, desired_size = 2 }
+    system  = { instance_types = ["t3.medium"], min_size = 1, max_size = 2, desired_size = 1 }
+  }
+
+  validation {
+    condition = alltrue([
+      for g in values(var.node_groups) : g.min_size >= 0 && g.min_size <= g.desired_size && g.desired_size <= g.max_size
+    ])
+    error_message = "Each node group needs min_size <= desired_size <= max_size."
+  }
+}
+
+variable "app_namespace" {
+  description = "Kubernetes namespace of the app's ServiceAccount, the only one that may assume the app role."
+  type        = string
+  default     = "kiusys"
+}
+
+variable "app_service_account" {
+  description = "Name of the app's ServiceAccount, the only one that may assume the app role."
+  type        = string
+  default     = "kiusys-app"
+}
+
+variable "table_name" {
+  description = "Counters table created by the dynamodb root; the app role may use only it and the idempotency table."
+  type        = string
+  default     = "flights-db"
+}
+
+variable "idempotency_table_name" {
+  description = "Idempotency-key table created by the dynamodb root."
+  type        = string
+  default     = "flights-db-idempotency"
+}
+
+variable "log_retention_days" {
+  description = "Days that VPC flow logs and control-plane logs are kept in CloudWatch Logs."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts, such as 365."
+  }
+}
+
+variable "tags" {
+  description = "Tags applied to every resource through the provider's default_tags."
+  type        = map(string)
+  default = {
+    Project   = "kiusys"
+    ManagedBy = "terraform"
+    Root      = "eks-cluster"
+  }
+}
