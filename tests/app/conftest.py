@@ -94,8 +94,8 @@ def snapshot(client: TestClient, store_kind: str) -> Callable[[], object]:
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """A single-threaded moto server, shared by the tests that need real HTTP."""
-    with moto_server() as url:
-        yield url
+    with moto_server() as emulator:
+        yield emulator.url
 
 
 @pytest.fixture

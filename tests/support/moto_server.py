@@ -3,19 +3,20 @@
 moto's own `moto_server` serves requests on threads, and its UpdateItem is an unlocked
 read-modify-write, so concurrent increments get lost inside moto itself. One thread removes that.
 
-Usage: python -m tests.support.moto_server --port PORT [--host HOST] [--tls]
+Usage: python -m tests.support.moto_server --port PORT [--host HOST] [--cert-dir DIR]
 """
 
 import argparse
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from moto.iam.access_control import IAMPolicy
 from moto.s3.models import FakeBucket
 from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import run_simple
+from werkzeug.serving import make_ssl_devcert, run_simple
 
 
 def honour_secure_transport(secure: bool) -> None:
@@ -50,14 +51,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway certificate")
+    parser.add_argument(
+        "--cert-dir",
+        type=Path,
+        help="serve HTTPS for host `localhost` with a self-signed certificate written here as moto.crt",
+    )
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = DomainDispatcherApplication(create_backend_app)
     # Terraform attaches AWS-managed policies (the EKS worker policies) by ARN.
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    honour_secure_transport(args.tls)
-    ssl_context = "adhoc" if args.tls else None
+    honour_secure_transport(args.cert_dir is not None)
+    ssl_context = None
+    if args.cert_dir is not None:
+        args.cert_dir.mkdir(parents=True, exist_ok=True)
+        ssl_context = make_ssl_devcert(str(args.cert_dir / "moto"), cn="localhost")
     run_simple(args.host, args.port, app, threaded=False, processes=1, ssl_context=ssl_context)
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,14 +22,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    # The emulator's HTTPS certificate is made up on the spot; only loopback is ever asked.
+def wait_until_up(
+    url: str, process: subprocess.Popen[bytes], ca_bundle: Path | None = None, timeout: float = 30.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args} exited with {process.returncode} before {url}")
         try:
-            if httpx.get(url, timeout=1.0, verify=False).status_code < 500:
+            verify = str(ca_bundle) if ca_bundle and ca_bundle.exists() else True
+            if httpx.get(url, timeout=1.0, verify=verify).status_code < 500:
                 return
         except httpx.TransportError:
             pass
@@ -48,7 +51,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def running(
-    args: list[str], ready_url: str, env: Mapping[str, str] | None = None
+    args: list[str],
+    ready_url: str,
+    env: Mapping[str, str] | None = None,
+    ca_bundle: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `args` from the repository root until the block ends, once `ready_url` answers."""
     process = subprocess.Popen(
@@ -59,22 +65,35 @@ def running(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until_up(ready_url, process)
+        wait_until_up(ready_url, process, ca_bundle)
         yield process
     finally:
         stop(process)
 
 
+@dataclass(frozen=True)
+class Emulator:
+    url: str
+    # The CA bundle that verifies the emulator's HTTPS certificate; None when it serves HTTP.
+    ca_bundle: Path | None = None
+
+
 @contextmanager
-def moto_server(tls: bool = False) -> Iterator[str]:
-    """A single-threaded moto on a free loopback port; yields its endpoint URL."""
+def moto_server(cert_dir: Path | None = None) -> Iterator[Emulator]:
+    """A single-threaded moto on a free loopback port.
+
+    With `cert_dir`, it serves HTTPS as `localhost` with a self-signed certificate written there,
+    so that "deny unless TLS" bucket policies behave as they do on AWS.
+    """
     port = free_port()
-    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     args = [sys.executable, "-m", "tests.support.moto_server", "--port", str(port)]
-    if tls:
-        args.append("--tls")
-    with running(args, f"{url}/moto-api/"):
-        yield url
+    if cert_dir is None:
+        emulator = Emulator(f"http://127.0.0.1:{port}")
+    else:
+        args += ["--cert-dir", str(cert_dir)]
+        emulator = Emulator(f"https://localhost:{port}", cert_dir / "moto.crt")
+    with running(args, f"{emulator.url}/moto-api/", ca_bundle=emulator.ca_bundle):
+        yield emulator
 
 
 @contextmanager

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hcl2
+from hcl2.utils import SerializationOptions
+
 from tests.support.aws import FAKE_CREDENTIALS, REGION
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, Emulator
 
 ROOTS = ["s3-backends", "dynamodb", "ecr-repo", "eks-cluster"]
 MIRROR_ENV = "KIUSYS_TF_PROVIDER_MIRROR"
@@ -31,6 +34,17 @@ _MIRROR_CANDIDATES = [
     "/usr/share/terraform/plugins",
     "/opt/*",
 ]
+
+
+_HCL_OPTIONS = SerializationOptions(
+    with_comments=False, explicit_blocks=False, strip_string_quotes=True
+)
+
+
+def load_hcl(path: Path) -> dict[str, Any]:
+    """One .tf file as plain Python values, strings without their quotes."""
+    with path.open() as handle:
+        return hcl2.load(handle, serialization_options=_HCL_OPTIONS)  # type: ignore[no-any-return]
 
 
 class MirrorNotFound(RuntimeError):
@@ -84,7 +98,6 @@ provider "aws" {{
   skip_metadata_api_check     = true
   skip_region_validation      = true
   s3_use_path_style           = true
-  insecure                    = true
 
   endpoints {{
 {endpoints}
@@ -99,7 +112,6 @@ def backend_override(endpoint: str) -> str:
   sts = {json.dumps(endpoint)}
 }}
 use_path_style              = true
-insecure                    = true
 skip_credentials_validation = true
 skip_requesting_account_id  = true
 skip_metadata_api_check     = true
@@ -116,7 +128,7 @@ class Workspace:
     """Copies of the roots, wired to one emulator endpoint."""
 
     directory: Path
-    endpoint: str
+    emulator: Emulator
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -129,14 +141,20 @@ class Workspace:
             "TF_INPUT": "0",
             "AWS_REGION": REGION,
         }
+        if self.emulator.ca_bundle is not None:
+            # Go's TLS stack (Terraform, the provider) and botocore both trust this bundle.
+            self.env["SSL_CERT_FILE"] = str(self.emulator.ca_bundle)
+            self.env["AWS_CA_BUNDLE"] = str(self.emulator.ca_bundle)
         for root in ROOTS:
             copy = self.root(root)
             if not copy.exists():
                 shutil.copytree(
-                    REPO_ROOT / root, copy, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*")
+                    REPO_ROOT / root,
+                    copy,
+                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"),
                 )
-                (copy / "emulator_override.tf").write_text(provider_override(self.endpoint))
-        (self.directory / "emulator-backend.hcl").write_text(backend_override(self.endpoint))
+                (copy / "emulator_override.tf").write_text(provider_override(self.emulator.url))
+        (self.directory / "emulator-backend.hcl").write_text(backend_override(self.emulator.url))
 
     def root(self, name: str) -> Path:
         return self.directory / name
