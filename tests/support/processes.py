@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,7 +31,9 @@ def wait_until_up(
         if process.poll() is not None:
             raise RuntimeError(f"{process.args} exited with {process.returncode} before {url}")
         try:
-            verify = str(ca_bundle) if ca_bundle and ca_bundle.exists() else True
+            verify: ssl.SSLContext | bool = True
+            if ca_bundle is not None and ca_bundle.exists():
+                verify = ssl.create_default_context(cafile=ca_bundle)
             if httpx.get(url, timeout=1.0, verify=verify).status_code < 500:
                 return
         except httpx.TransportError:
@@ -55,20 +58,27 @@ def running(
     ready_url: str,
     env: Mapping[str, str] | None = None,
     ca_bundle: Path | None = None,
+    log: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `args` from the repository root until the block ends, once `ready_url` answers."""
+    """Run `args` from the repository root until the block ends, once `ready_url` answers.
+
+    Its output goes to `log` when given, for a post-mortem, and is dropped otherwise.
+    """
+    output = log.open("ab") if log else subprocess.DEVNULL
     process = subprocess.Popen(
         args,
         cwd=REPO_ROOT,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
     )
     try:
         wait_until_up(ready_url, process, ca_bundle)
         yield process
     finally:
         stop(process)
+        if log:
+            output.close()  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,9 @@ def moto_server(cert_dir: Path | None = None) -> Iterator[Emulator]:
     else:
         args += ["--cert-dir", str(cert_dir)]
         emulator = Emulator(f"https://localhost:{port}", cert_dir / "moto.crt")
-    with running(args, f"{emulator.url}/moto-api/", ca_bundle=emulator.ca_bundle):
+        cert_dir.mkdir(parents=True, exist_ok=True)
+    log = cert_dir / "moto.log" if cert_dir else None
+    with running(args, f"{emulator.url}/moto-api/", ca_bundle=emulator.ca_bundle, log=log):
         yield emulator
 
 

@@ -1,0 +1,242 @@
+"""The manifests: valid for the cluster's version, checkov-clean, restricted, and consistent."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiusys_app.main import app
+from tests.kubernetes.conftest import Manifest, find, variable_default
+from tests.support.processes import REPO_ROOT
+
+RECOMMENDED_LABELS = {
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+}
+
+
+def app_container(rendered: list[Manifest]) -> dict[str, Any]:
+    deployment = find(rendered, "Deployment", "kiusys-app")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container  # type: ignore[no-any-return]
+
+
+def test_strictly_valid_for_the_cluster_version(
+    rendered: list[Manifest], kubernetes_minor: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "rendered.yaml"
+    path.write_text("\n---\n".join(json.dumps(m) for m in rendered))
+    result = subprocess.run(
+        ["kubernetes-validate", "--strict", "-k", f"{kubernetes_minor}.0", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == len(rendered)
+
+
+def run_checkov(framework: str, path: Path) -> dict[str, Any]:
+    checkov = os.environ.get("KIUSYS_CHECKOV", "checkov")
+    if not shutil.which(checkov):
+        pytest.fail(f"checkov not found at {checkov!r}; run through `make test`")
+    result = subprocess.run(
+        [checkov, "--framework", framework, "-f", str(path), "--quiet", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    return report[0] if isinstance(report, list) else report  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("framework", ["kubernetes", "dockerfile"])
+def test_checkov_finds_no_failed_checks(
+    framework: str, rendered: list[Manifest], tmp_path: Path
+) -> None:
+    if framework == "kubernetes":
+        path = tmp_path / "rendered.yaml"
+        path.write_text("\n---\n".join(json.dumps(m) for m in rendered))
+    else:
+        path = REPO_ROOT / "kiusys-app" / "Dockerfile"
+    report = run_checkov(framework, path)
+    print(f"checkov {framework}: {report['summary']}")
+    assert [c["check_id"] for c in report["results"]["failed_checks"]] == []
+    assert report["summary"]["passed"] > 50
+    for skipped in report["results"].get("skipped_checks", []):
+        assert len(skipped["check_result"].get("suppress_comment", "")) > 30
+
+
+def test_every_object_carries_the_recommended_labels(rendered: list[Manifest]) -> None:
+    for manifest in rendered:
+        labels = set(manifest["metadata"].get("labels", {}))
+        assert labels >= RECOMMENDED_LABELS, (manifest["kind"], manifest["metadata"]["name"])
+
+
+def test_namespace_enforces_restricted_pod_security(rendered: list[Manifest]) -> None:
+    labels = find(rendered, "Namespace", "kiusys")["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+def test_deployment_leaves_replicas_to_the_hpa_and_never_drops_below_capacity(
+    rendered: list[Manifest],
+) -> None:
+    spec = find(rendered, "Deployment", "kiusys-app")["spec"]
+    assert "replicas" not in spec
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+@pytest.mark.parametrize("name", ["kiusys-app", "cluster-autoscaler"])
+def test_pods_run_restricted(rendered: list[Manifest], name: str) -> None:
+    pod = find(rendered, "Deployment", name)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] >= 10000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+        assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+
+
+def test_app_pod_probes_token_and_shutdown(rendered: list[Manifest]) -> None:
+    pod = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]["spec"]
+    container = app_container(rendered)
+    assert pod["automountServiceAccountToken"] is False
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < pre_stop < pod["terminationGracePeriodSeconds"]
+    keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+    assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+
+
+def test_probe_paths_exist_in_the_app(rendered: list[Manifest]) -> None:
+    paths = set(app.openapi()["paths"])
+    container = app_container(rendered)
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] in paths
+
+
+def dockerfile_cmd() -> list[str]:
+    text = (REPO_ROOT / "kiusys-app" / "Dockerfile").read_text()
+    (cmd,) = re.findall(r"^CMD (\[.*\])$", text, re.MULTILINE)
+    return json.loads(cmd)  # type: ignore[no-any-return]
+
+
+def test_ports_agree_across_dockerfile_deployment_and_service(rendered: list[Manifest]) -> None:
+    cmd = dockerfile_cmd()
+    docker_port = int(cmd[cmd.index("--port") + 1])
+    text = (REPO_ROOT / "kiusys-app" / "Dockerfile").read_text()
+    assert re.search(rf"^EXPOSE {docker_port}$", text, re.MULTILINE)
+    ports = {p["name"]: p["containerPort"] for p in app_container(rendered)["ports"]}
+    (service_port,) = find(rendered, "Service", "kiusys-app")["spec"]["ports"]
+    assert (service_port["port"], ports[service_port["targetPort"]]) == (80, docker_port)
+
+
+def test_dockerfile_serves_the_app_module() -> None:
+    cmd = dockerfile_cmd()
+    assert cmd[:2] == ["uvicorn", "kiusys_app.main:app"]
+    assert cmd[cmd.index("--workers") + 1] == "1"
+
+
+def test_hpa_targets_the_deployment(rendered: list[Manifest]) -> None:
+    hpa = find(rendered, "HorizontalPodAutoscaler", "kiusys-app")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = hpa["spec"]["scaleTargetRef"]
+    find(rendered, target["kind"], target["name"])
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["target"]["averageUtilization"] == 50
+
+
+def test_selectors_match_pod_labels(rendered: list[Manifest]) -> None:
+    for name in ("kiusys-app", "cluster-autoscaler"):
+        pod_labels = find(rendered, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        selectors = [find(rendered, "Deployment", name)["spec"]["selector"]["matchLabels"]]
+        selectors.append(
+            find(rendered, "PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"]
+        )
+        selectors.append(
+            find(rendered, "NetworkPolicy", name)["spec"]["podSelector"]["matchLabels"]
+        )
+        if name == "kiusys-app":
+            selectors.append(find(rendered, "Service", name)["spec"]["selector"])
+        for selector in selectors:
+            assert selector.items() <= pod_labels.items(), (name, selector)
+
+
+def test_network_policy_admits_only_the_service_port(rendered: list[Manifest]) -> None:
+    policy = find(rendered, "NetworkPolicy", "kiusys-app")["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+
+
+def test_service_account_matches_the_irsa_trust(rendered: list[Manifest]) -> None:
+    account = find(rendered, "ServiceAccount", "kiusys-app")["metadata"]
+    deployment = find(rendered, "Deployment", "kiusys-app")
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["name"]
+    trust = (REPO_ROOT / "eks-cluster" / "irsa.tf").read_text()
+    assert (
+        'app        = "system:serviceaccount:${var.app_namespace}:${var.app_service_account}"'
+        in trust
+    )
+    assert account["namespace"] == variable_default("eks-cluster", "app_namespace")
+    assert account["name"] == variable_default("eks-cluster", "app_service_account")
+    autoscaler = find(rendered, "ServiceAccount", "cluster-autoscaler")["metadata"]
+    assert f"system:serviceaccount:{autoscaler['namespace']}:{autoscaler['name']}" in trust
+
+
+def test_app_config_names_the_dynamodb_tables(rendered: list[Manifest]) -> None:
+    (config,) = [
+        m
+        for m in rendered
+        if m["kind"] == "ConfigMap" and m["metadata"]["name"].startswith("kiusys-app-config")
+    ]
+    env_from = app_container(rendered)["envFrom"]
+    assert env_from == [{"configMapRef": {"name": config["metadata"]["name"]}}]
+    data = config["data"]
+    assert data["KIUSYS_STORE"] == "dynamodb"
+    assert data["KIUSYS_TABLE_NAME"] == variable_default("dynamodb", "table_name")
+    assert data["KIUSYS_IDEMPOTENCY_TABLE_NAME"] == variable_default(
+        "dynamodb", "idempotency_table_name"
+    )
+    assert data["KIUSYS_TABLE_NAME"] == variable_default("eks-cluster", "table_name")
+
+
+def test_cluster_autoscaler_follows_the_cluster_version(
+    rendered: list[Manifest], kubernetes_minor: str
+) -> None:
+    (container,) = find(rendered, "Deployment", "cluster-autoscaler")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert (
+        container["image"]
+        == f"registry.k8s.io/autoscaling/cluster-autoscaler:v{kubernetes_minor}.0"
+    )
+    discovery = [a for a in container["command"] if a.startswith("--node-group-auto-discovery=")]
+    cluster = variable_default("eks-cluster", "cluster_name")
+    assert discovery == [
+        f"--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/{cluster}"
+    ]
+
+
+def test_no_latest_tags_or_account_ids_in_git() -> None:
+    for path in [
+        *(REPO_ROOT / "kubernetes").rglob("*.yaml"),
+        REPO_ROOT / "kiusys-app" / "Dockerfile",
+    ]:
+        text = path.read_text()
+        assert not re.search(r":latest\b", text), path
+        assert not re.search(r"\b\d{12}\b", text), path
