@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes kubernetes/deploy/kustomization.yaml: the manifests in this folder, with the values
+# Writes build/deploy/kustomization.yaml: the manifests in this folder, with the values
 # that only `terraform output` knows (ECR image, IRSA role ARNs, region, cluster name).
 # The result is git-ignored, so no account ID ever lands in the repository.
 #
@@ -9,7 +9,7 @@ set -o errexit -o nounset -o pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo_root
-readonly out_dir="${repo_root}/kubernetes/deploy"
+readonly out_dir="${repo_root}/build/deploy"
 
 die() {
   echo "configure.sh: $*" >&2
@@ -40,7 +40,7 @@ if [[ -n "${ACM_CERTIFICATE_ARN:-}" ]]; then
   [[ "${ACM_CERTIFICATE_ARN}" =~ ^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$ ]] ||
     die "ACM_CERTIFICATE_ARN is not an ACM certificate ARN"
   components="components:
-  - ../components/tls"
+  - ../../kubernetes/components/tls"
   tls_patch="  - target:
       kind: Service
       name: kiusys-app
@@ -57,7 +57,7 @@ apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 
 resources:
-  - ..
+  - ../../kubernetes
 
 ${components}
 
@@ -98,4 +98,4 @@ patches:
 ${tls_patch}
 YAML
 echo "Wrote ${out_dir}/kustomization.yaml for ${repository_url}:${tag}."
-echo "Apply it with: kubectl apply -k kubernetes/deploy"
+echo "Apply it with: kubectl apply -k build/deploy"

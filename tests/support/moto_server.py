@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from moto.iam.access_control import IAMPolicy
-from moto.s3.models import FakeBucket
+from moto.s3.models import FakeBucket, FakeDeleteMarker
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_ssl_devcert, run_simple
 
@@ -47,6 +47,13 @@ def honour_secure_transport(secure: bool) -> None:
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
 
+def let_delete_markers_be_deleted() -> None:
+    """Deleting a key whose last version is a delete marker crashes moto (it calls `dispose`,
+    which only real versions have); Terraform's S3 lock files leave exactly such keys behind."""
+    if not hasattr(FakeDeleteMarker, "dispose"):
+        FakeDeleteMarker.dispose = lambda self, garbage=False: None  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -62,6 +69,7 @@ def main() -> None:
     # Terraform attaches AWS-managed policies (the EKS worker policies) by ARN.
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     honour_secure_transport(args.cert_dir is not None)
+    let_delete_markers_be_deleted()
     ssl_context = None
     if args.cert_dir is not None:
         args.cert_dir.mkdir(parents=True, exist_ok=True)
