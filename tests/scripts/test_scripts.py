@@ -55,8 +55,8 @@ def test_dockerfile_shape() -> None:
     assert [stage for _, stage in bases] == ["build", "runtime"]
     (base,) = {image for image, _ in bases}
     assert re.fullmatch(r"python:3\.1[2-9]\.\d+-slim(-\w+)?", base), base
-    user = re.findall(r"^USER (\d+)(?::\d+)?$", text, re.MULTILINE)
-    assert user and int(user[-1]) >= 10000
+    (user,) = re.findall(r"^USER (\d+)(?::\d+)?$", text, re.MULTILINE)
+    assert int(user) >= 10000
     assert "ENV PATH=/opt/venv/bin:$PATH" in text
     assert re.search(r"^\s+KIUSYS_STORE=dynamodb$", text, re.MULTILINE)
     # Dependencies are installed before the source is copied.
