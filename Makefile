@@ -16,7 +16,7 @@ APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help run test lint fmt typecheck pytest lock clean
+.PHONY: help run test lint fmt typecheck pytest local-aws local-aws-down lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ typecheck: $(DEV_STAMP) ## mypy --strict on the service package
 pytest: $(DEV_STAMP) $(CHECKOV_STAMP) ## The whole pytest suite
 	KIUSYS_CHECKOV='$(CURDIR)/$(CHECKOV_VENV)/bin/checkov' PATH='$(CURDIR)/$(BIN):'"$$PATH" \
 		$(BIN)/pytest $(PYTEST_ARGS)
+
+local-aws: $(DEV_STAMP) ## Start moto and apply the four Terraform roots to it; prints the env for `make run`
+	$(BIN)/python -m tests.support.local_aws up
+
+local-aws-down: $(DEV_STAMP) ## Stop the emulator that `make local-aws` started and remove its files
+	$(BIN)/python -m tests.support.local_aws down
 
 lock: ## Re-pin kiusys-app/requirements.lock from kiusys-app/pyproject.toml
 	rm -rf build/lock-venv
