@@ -48,7 +48,17 @@ def run_checkov(framework: str, path: Path) -> dict[str, Any]:
     if not shutil.which(checkov):
         pytest.fail(f"checkov not found at {checkov!r}; run through `make test`")
     result = subprocess.run(
-        [checkov, "--framework", framework, "-f", str(path), "--quiet", "-o", "json"],
+        [
+            checkov,
+            "--framework",
+            framework,
+            "-f",
+            str(path),
+            "--quiet",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
         capture_output=True,
         text=True,
         check=False,
