@@ -1,5 +1,6 @@
 """Runtime settings, read once from the environment."""
 
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -27,12 +28,11 @@ class Settings(BaseSettings):
 
     store: StoreKind = StoreKind.SQLITE
     sqlite_path: Path = Path("data/kiusys.sqlite3")
-    table_name: Annotated[
-        str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
-    ] = "flights-db"
-    idempotency_table_name: Annotated[
-        str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
-    ] = "flights-db-idempotency"
+    table_name: TableName = "flights-db"
+    idempotency_table_name: TableName = "flights-db-idempotency"
+    # Comma-separated API keys, and/or a file with one key per line (what a Secret mounts).
+    api_keys: str | None = None
+    api_keys_file: Path | None = None
     aws_region: Annotated[
         str | None,
         Field(
@@ -43,6 +43,33 @@ class Settings(BaseSettings):
     aws_endpoint_url: Annotated[
         str | None, Field(validation_alias="AWS_ENDPOINT_URL", pattern=r"^https?://\S+$")
     ] = None
+
+
+# Shorter keys are guessable; a key is a secret, not a password to remember.
+MIN_API_KEY_LENGTH = 16
+_API_KEY = re.compile(r"[\x21-\x7e]+")
+
+
+def load_api_keys(settings: Settings) -> frozenset[str]:
+    """Every configured API key; raises ConfigError for an unreadable file or a weak key."""
+    keys = [k.strip() for k in (settings.api_keys or "").split(",")]
+    if settings.api_keys_file is not None:
+        try:
+            lines = settings.api_keys_file.read_text().splitlines()
+        except OSError as exc:
+            raise ConfigError(
+                f"invalid setting KIUSYS_API_KEYS_FILE: cannot read it ({exc.strerror})"
+            ) from None
+        keys += [line.strip() for line in lines if not line.lstrip().startswith("#")]
+    keys = [key for key in keys if key]
+    for key in keys:
+        if len(key) < MIN_API_KEY_LENGTH or not _API_KEY.fullmatch(key):
+            source = "KIUSYS_API_KEYS_FILE" if settings.api_keys_file else "KIUSYS_API_KEYS"
+            raise ConfigError(
+                f"invalid setting {source}: every key needs at least {MIN_API_KEY_LENGTH} "
+                "printable ASCII characters and no spaces"
+            )
+    return frozenset(keys)
 
 
 def _env_name(loc: str) -> str:

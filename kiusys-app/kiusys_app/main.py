@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kiusys_app.api import errors
+from kiusys_app.api.observability import RequestObservability
 from kiusys_app.api.routes import health, legacy, v1
-from kiusys_app.config import get_settings
+from kiusys_app.config import get_settings, load_api_keys
+from kiusys_app.logs import configure_logging
 from kiusys_app.stores.factory import open_store
 
 logger = logging.getLogger("kiusys_app")
@@ -16,9 +18,11 @@ logger = logging.getLogger("kiusys_app")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    configure_logging()
     settings = get_settings()
+    app.state.api_keys = load_api_keys(settings)
+    if not app.state.api_keys:
+        logger.warning("no API keys are set: record and check calls are open to anyone")
     app.state.store = open_store(settings)
     try:
         yield
@@ -37,3 +41,4 @@ app.include_router(legacy.router)
 app.include_router(v1.router)
 app.include_router(health.router)
 errors.register(app)
+app.add_middleware(RequestObservability)

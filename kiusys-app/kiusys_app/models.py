@@ -3,13 +3,15 @@
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 ROUTE_RULE = (
     "a flight route is an airline code (2 letters or digits, not both digits, or 3 letters), "
     "then 1 to 4 digits, then an optional letter, e.g. AR1133"
 )
 _ROUTE_PATTERN = re.compile(r"(?:[A-Z]{3}|[A-Z][A-Z0-9]|[0-9][A-Z])[0-9]{1,4}[A-Z]?")
+# The same rule before upper-casing, as the API schema states it.
+ROUTE_SCHEMA_PATTERN = r"^(?:[A-Za-z]{3}|[A-Za-z][A-Za-z0-9]|[0-9][A-Za-z])[0-9]{1,4}[A-Za-z]?$"
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]+$"
@@ -24,7 +26,11 @@ def normalize_route(value: str) -> str:
     raise ValueError(ROUTE_RULE)
 
 
-FlightRoute = Annotated[str, AfterValidator(normalize_route)]
+FlightRoute = Annotated[
+    str,
+    AfterValidator(normalize_route),
+    WithJsonSchema({"type": "string", "pattern": ROUTE_SCHEMA_PATTERN, "examples": ["AR1133"]}),
+]
 
 
 class RouteCount(BaseModel):

@@ -66,7 +66,9 @@ def test_key_reused_for_another_route_is_422_and_changes_nothing(
         "/v1/routes/LA0001/transactions", headers={"Idempotency-Key": "order-42"}
     )
     assert response.status_code == 422
-    assert "AR1133" in response.json()["detail"]
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["header", "Idempotency-Key"]
+    assert "AR1133" in error["msg"]
     assert snapshot() == before
 
 

@@ -1,11 +1,15 @@
 """Settings: defaults, and a one-line refusal that names the bad setting."""
 
+import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
-from kiusys_app.config import ConfigError, Settings, StoreKind, get_settings
+from kiusys_app.config import ConfigError, Settings, StoreKind, get_settings, load_api_keys
+from kiusys_app.main import app
 from tests.support.processes import REPO_ROOT, free_port
 
 
@@ -75,11 +79,50 @@ def test_server_refuses_to_start_on_a_bad_value() -> None:
     assert "invalid setting KIUSYS_STORE: Input should be 'sqlite' or 'dynamodb'" in result.stderr
 
 
-def test_log_names_the_store(tmp_path: object, caplog: pytest.LogCaptureFixture) -> None:
-    from fastapi.testclient import TestClient
-
-    from kiusys_app.main import app
-
-    with caplog.at_level("INFO"), TestClient(app):
-        pass
+def test_log_names_the_store(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("kiusys_app")
+    logger.addHandler(caplog.handler)
+    try:
+        with TestClient(app):
+            pass
+    finally:
+        logger.removeHandler(caplog.handler)
     assert any(r.getMessage().startswith("using store sqlite: ") for r in caplog.records)
+
+
+def test_api_keys_come_from_the_list_and_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text(
+        "# rotated 2026-11\nkey-from-file-0123456789\n\n  second-file-key-0123  \n"
+    )
+    monkeypatch.setenv("KIUSYS_API_KEYS", " key-from-env-0123456789 ,")
+    monkeypatch.setenv("KIUSYS_API_KEYS_FILE", str(keys_file))
+    assert load_api_keys(get_settings()) == {
+        "key-from-env-0123456789",
+        "key-from-file-0123456789",
+        "second-file-key-0123",
+    }
+
+
+def test_no_api_keys_by_default() -> None:
+    assert load_api_keys(get_settings()) == frozenset()
+
+
+@pytest.mark.parametrize("keys", ["short", "has a space in it 0123", "nön-ascii-key-0123456"])
+def test_weak_api_keys_are_refused_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch, keys: str
+) -> None:
+    monkeypatch.setenv("KIUSYS_API_KEYS", keys)
+    with pytest.raises(ConfigError, match=r"^invalid setting KIUSYS_API_KEYS: ") as raised:
+        load_api_keys(get_settings())
+    assert keys not in str(raised.value)
+
+
+def test_unreadable_api_keys_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KIUSYS_API_KEYS_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match=r"^invalid setting KIUSYS_API_KEYS_FILE: cannot read"):
+        load_api_keys(get_settings())

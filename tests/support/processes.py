@@ -108,15 +108,29 @@ def moto_server(cert_dir: Path | None = None) -> Iterator[Emulator]:
         yield emulator
 
 
+@dataclass(frozen=True)
+class AppServer:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
-def app_server(env: Mapping[str, str], workers: int = 1) -> Iterator[str]:
-    """The service under uvicorn on a free loopback port; yields its base URL."""
+def app_process(
+    env: Mapping[str, str], workers: int = 1, log: Path | None = None
+) -> Iterator[AppServer]:
+    """The service under uvicorn, with its own settings, on a free loopback port."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [
         sys.executable, "-m", "uvicorn", "kiusys_app.main:app",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--no-access-log",
     ]  # fmt: skip
-    with running(args, f"{url}/readyz", env):
-        yield url
+    with running(args, f"{url}/readyz", env, log=log) as process:
+        yield AppServer(url, process)
+
+
+@contextmanager
+def app_server(env: Mapping[str, str], workers: int = 1) -> Iterator[str]:
+    """The service under uvicorn on a free loopback port; yields its base URL."""
+    with app_process(env, workers) as server:
+        yield server.url

@@ -4,7 +4,10 @@ import logging
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.routing import Match
 
+from kiusys_app.metrics import STORE_ERRORS
 from kiusys_app.stores import IdempotencyKeyMismatch, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -12,7 +15,10 @@ logger = logging.getLogger(__name__)
 
 async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StoreUnavailable)
-    logger.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc.reason)
+    STORE_ERRORS.labels(exc.kind).inc()
+    logger.warning(
+        "store %s: %s", exc.kind, exc.reason, extra={"store": exc.kind, "error": exc.reason}
+    )
     return JSONResponse(
         {"detail": "the store is busy or unavailable; retry later"},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -21,9 +27,33 @@ async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def idempotency_key_mismatch(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    # The same shape as FastAPI's own 422s, which the schema documents.
+    error = {
+        "loc": ["header", "Idempotency-Key"],
+        "msg": str(exc),
+        "type": "idempotency_key_reused",
+    }
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with an `Allow` that lists every route on the path, not just the first one matched."""
+    allowed = sorted(
+        {
+            method
+            for route in request.app.router.routes
+            if isinstance(route, APIRoute) and route.matches(request.scope)[0] is not Match.NONE
+            for method in route.methods or ()
+        }
+    )
+    return JSONResponse(
+        {"detail": "Method Not Allowed"},
+        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+        headers={"Allow": ", ".join(allowed)},
+    )
 
 
 def register(app: FastAPI) -> None:
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed)
     app.add_exception_handler(StoreUnavailable, store_unavailable)
     app.add_exception_handler(IdempotencyKeyMismatch, idempotency_key_mismatch)

@@ -15,11 +15,15 @@ class RecordResult:
 
 
 class StoreUnavailable(Exception):
-    """The store did not answer, or asked us to slow down. Safe to retry."""
+    """The store did not answer, or asked us to slow down. Safe to retry.
 
-    def __init__(self, reason: str, retry_after: int = 1) -> None:
+    `kind` is "throttled" when the store refused for load, "unavailable" otherwise.
+    """
+
+    def __init__(self, reason: str, kind: str = "unavailable", retry_after: int = 1) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
         self.retry_after = retry_after
 
 

@@ -14,6 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kiusys_app.metrics import STORE_ERRORS
 from kiusys_app.stores.base import (
     IDEMPOTENCY_TTL_SECONDS,
     IdempotencyKeyMismatch,
@@ -30,11 +31,11 @@ KEY_ATTR = "idempotency-key"
 EXPIRES_ATTR = "expires-at"
 
 # Error codes that mean "try again later", never "your request is wrong".
-_TRANSIENT_CODES = frozenset(
+_THROTTLING_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+_TRANSIENT_CODES = _THROTTLING_CODES | frozenset(
     {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
         "InternalServerError",
         "ServiceUnavailable",
         "ResourceNotFoundException",
@@ -51,7 +52,9 @@ _BACKOFF_CAP_SECONDS = 0.5
 
 def _transient(exc: Exception) -> StoreUnavailable:
     if isinstance(exc, ClientError):
-        return StoreUnavailable(f"dynamodb: {exc.response.get('Error', {}).get('Code')}")
+        code = exc.response.get("Error", {}).get("Code")
+        kind = "throttled" if code in _THROTTLING_CODES else "unavailable"
+        return StoreUnavailable(f"dynamodb: {code}", kind=kind)
     return StoreUnavailable(f"dynamodb: {type(exc).__name__}")
 
 
@@ -123,9 +126,10 @@ class DynamoDBStore:
             if reasons[0] == "ConditionalCheckFailed":
                 return self._replay(route, idempotency_key)
             if _TRANSIENT_REASONS.intersection(reasons):
-                raise StoreUnavailable(f"dynamodb: transaction cancelled {reasons}")
+                raise StoreUnavailable(f"dynamodb: transaction cancelled {reasons}", "throttled")
             if "TransactionConflict" not in reasons:
                 raise RuntimeError(f"transaction cancelled: {reasons}")
+            STORE_ERRORS.labels("conflict_retried").inc()
             self._backoff(attempt)
         raise StoreUnavailable("dynamodb: transaction conflicts persisted")
 

@@ -1,8 +1,9 @@
-"""Probes for the orchestrator: liveness does no I/O, readiness asks the store."""
+"""Open endpoints for the platform: liveness (no I/O), readiness (asks the store), metrics."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from kiusys_app.api.deps import STORE_RESPONSES, StoreDep
+from kiusys_app.metrics import CONTENT_TYPE, exposition
 from kiusys_app.models import Health
 
 router = APIRouter(tags=["health"])
@@ -17,3 +18,8 @@ async def healthz() -> Health:
 def readyz(store: StoreDep) -> Health:
     store.ping()
     return Health(status="ok")
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(exposition(), media_type=CONTENT_TYPE)

@@ -1,11 +1,16 @@
 """The seed's calls, kept so that existing reservation systems keep working."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
+from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE, require_api_key
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, StoreDep
-from kiusys_app.api.replay import mark_replay
+from kiusys_app.api.recording import account_for
 
-router = APIRouter(tags=["seed-compatible"], responses=STORE_RESPONSES)
+router = APIRouter(
+    tags=["seed-compatible"],
+    responses={**UNAUTHORIZED_RESPONSE, **STORE_RESPONSES},
+    dependencies=[Depends(require_api_key)],
+)
 
 
 @router.post("/save-transaction/{flight_route}", summary="Record one transaction")
@@ -16,7 +21,7 @@ def save_transaction(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, int]:
     result = store.record(flight_route, idempotency_key)
-    mark_replay(response, result)
+    account_for(response, result)
     return {flight_route: result.count}
 
 

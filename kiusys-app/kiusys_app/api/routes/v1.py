@@ -2,13 +2,19 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
+from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE, require_api_key
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, StoreDep
-from kiusys_app.api.replay import mark_replay
+from kiusys_app.api.recording import account_for
 from kiusys_app.models import ROUTE_RULE, FlightRoute, RouteCount
 
-router = APIRouter(prefix="/v1", tags=["v1"], responses=STORE_RESPONSES)
+router = APIRouter(
+    prefix="/v1",
+    tags=["v1"],
+    responses={**UNAUTHORIZED_RESPONSE, **STORE_RESPONSES},
+    dependencies=[Depends(require_api_key)],
+)
 
 MAX_BATCH_ROUTES = 100
 
@@ -26,7 +32,7 @@ def record_transaction(
     idempotency_key: IdempotencyKey = None,
 ) -> RouteCount:
     result = store.record(route, idempotency_key)
-    mark_replay(response, result)
+    account_for(response, result)
     return RouteCount(route=route, transactions=result.count)
 
 

@@ -1,0 +1,61 @@
+"""One pure ASGI middleware that gives every request an id, a JSON log line and metrics."""
+
+import logging
+import time
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kiusys_app.logs import request_id_from, request_id_var
+from kiusys_app.metrics import REQUEST_DURATION, REQUESTS
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Requests that matched no route share one label, so a scan of random paths cannot blow up
+# the number of time series.
+UNMATCHED_ROUTE = "<unmatched>"
+
+logger = logging.getLogger("kiusys_app.access")
+
+
+class RequestObservability:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", UNMATCHED_ROUTE)
+            labels = (template, scope["method"], str(status))
+            REQUESTS.labels(*labels).inc()
+            REQUEST_DURATION.labels(*labels).observe(elapsed)
+            logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+            request_id_var.reset(token)

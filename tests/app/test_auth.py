@@ -1,0 +1,127 @@
+"""API keys on the record and check calls; probes, metrics and docs stay open."""
+
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kiusys_app.config import get_settings
+from kiusys_app.logs import JsonFormatter
+from kiusys_app.main import app
+
+KEYS = ["first-key-0123456789abcdef", "second-key-0123456789abcdef"]
+
+PROTECTED = [
+    ("POST", "/save-transaction/AR1133"),
+    ("POST", "/get-transaction/AR1133"),
+    ("GET", "/get-transaction/AR1133"),
+    ("POST", "/v1/routes/AR1133/transactions"),
+    ("GET", "/v1/routes/AR1133/transactions"),
+    ("GET", "/v1/transactions?route=AR1133"),
+]
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Everything the service logs during the test, as the JSON lines it writes."""
+    output = io.StringIO()
+    handler = logging.StreamHandler(output)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("kiusys_app")
+    logger.addHandler(handler)
+    yield output
+    logger.removeHandler(handler)
+
+
+@pytest.fixture
+def keyed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, log_output: io.StringIO
+) -> Iterator[TestClient]:
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text(f"{KEYS[1]}\n")
+    monkeypatch.setenv("KIUSYS_API_KEYS", KEYS[0])
+    monkeypatch.setenv("KIUSYS_API_KEYS_FILE", str(keys_file))
+    monkeypatch.setenv("KIUSYS_SQLITE_PATH", str(tmp_path / "counts.sqlite3"))
+    get_settings.cache_clear()
+    with TestClient(app) as client:
+        yield client
+    get_settings.cache_clear()
+
+
+def recorded(client: TestClient) -> int:
+    response = client.get("/get-transaction/AR1133", headers={"X-API-Key": KEYS[0]})
+    return int(response.json()["AR1133"])
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer not-a-key-0123456789"},
+        {"X-API-Key": "not-a-key-0123456789"},
+        {"Authorization": f"Basic {KEYS[0]}"},
+        {"Authorization": f"Bearer {KEYS[0][:-1]}"},
+    ],
+    ids=["none", "wrong-bearer", "wrong-header", "not-bearer", "prefix"],
+)
+def test_missing_or_wrong_key_is_401_and_changes_nothing(
+    keyed: TestClient, method: str, path: str, headers: dict[str, str]
+) -> None:
+    response = keyed.request(method, path, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert recorded(keyed) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": f"Bearer {KEYS[0]}"},
+        {"Authorization": f"bearer {KEYS[1]}"},
+        {"X-API-Key": KEYS[1]},
+    ],
+    ids=["bearer-from-env", "bearer-from-file", "header-from-file"],
+)
+def test_any_configured_key_is_accepted(keyed: TestClient, headers: dict[str, str]) -> None:
+    response = keyed.post("/v1/routes/AR1133/transactions", headers=headers)
+    assert response.status_code == 201
+    assert recorded(keyed) == 1
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/", "/openapi.json"])
+def test_probes_metrics_and_docs_stay_open(keyed: TestClient, path: str) -> None:
+    assert keyed.get(path).status_code == 200
+
+
+def test_swagger_offers_both_ways_to_authorize(keyed: TestClient) -> None:
+    schema = keyed.get("/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
+    operation = schema["paths"]["/v1/routes/{route}/transactions"]["post"]
+    assert operation["security"] == [{"ApiKey": []}, {"Bearer": []}]
+    assert "401" in operation["responses"]
+    assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+def test_keys_never_reach_the_logs(keyed: TestClient, log_output: io.StringIO) -> None:
+    keyed.post("/save-transaction/AR1133", headers={"Authorization": f"Bearer {KEYS[0]}"})
+    keyed.post("/save-transaction/AR1133", headers={"X-API-Key": KEYS[1]})
+    keyed.post("/save-transaction/AR1133", headers={"X-API-Key": "wrong-key-0123456789"})
+    logged = log_output.getvalue()
+    assert logged.count('"message":"request"') == 3
+    for secret in [*KEYS, "wrong-key-0123456789", "Bearer"]:
+        assert secret not in logged
+
+
+def test_without_keys_calls_are_open_and_the_start_up_warns_once(
+    client: TestClient, log_output: io.StringIO
+) -> None:
+    assert client.post("/save-transaction/AR1133").status_code == 200
+    # The client fixture started the app before log_output was attached: start it once more.
+    with TestClient(app):
+        client.post("/save-transaction/AR1133")
+    warnings = [line for line in log_output.getvalue().splitlines() if "no API keys" in line]
+    assert len(warnings) == 1

@@ -1,0 +1,108 @@
+"""Request ids, one JSON log line per request, and Prometheus metrics by route template."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from kiusys_app.logs import JsonFormatter
+
+RECORD = "/save-transaction/{flight_route}"
+
+
+def logged(handler_output: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in handler_output.getvalue().splitlines()]
+
+
+@pytest.fixture
+def output() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("kiusys_app")
+    logger.addHandler(handler)
+    yield buffer
+    logger.removeHandler(handler)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_a_sane_request_id_is_echoed(client: TestClient) -> None:
+    response = client.post("/save-transaction/AR1133", headers={"X-Request-ID": "req-42.a:b"})
+    assert response.headers["X-Request-ID"] == "req-42.a:b"
+
+
+@pytest.mark.parametrize("given", [None, "", "has spaces", "x" * 129, "semi;colon"])
+def test_a_missing_or_odd_request_id_is_replaced(client: TestClient, given: str | None) -> None:
+    headers = {} if given is None else {"X-Request-ID": given}
+    echoed = client.get("/healthz", headers=headers).headers["X-Request-ID"]
+    assert echoed != given
+    assert len(echoed) == 32
+    assert int(echoed, 16) >= 0
+
+
+def test_one_json_line_per_request(client: TestClient, output: io.StringIO) -> None:
+    client.post("/save-transaction/ar1133", headers={"X-Request-ID": "abc-1"})
+    client.get("/v1/routes/AR-1133/transactions", headers={"X-Request-ID": "abc-2"})
+    client.get("/no/such/path", headers={"X-Request-ID": "abc-3"})
+    requests = [line for line in logged(output) if line["message"] == "request"]
+    assert [(r["request_id"], r["method"], r["route"], r["status"]) for r in requests] == [
+        ("abc-1", "POST", RECORD, 200),
+        ("abc-2", "GET", "/v1/routes/{route}/transactions", 422),
+        ("abc-3", "GET", "<unmatched>", 404),
+    ]
+    for line in requests:
+        assert {"time", "level", "duration_ms"} <= set(line)
+        assert isinstance(line["duration_ms"], float)
+
+
+def test_metrics_count_by_route_template_never_by_path(client: TestClient) -> None:
+    labels = {"route": RECORD, "method": "POST", "status": "200"}
+    before = sample("kiusys_http_requests_total", **labels)
+    recorded_before = sample("kiusys_transactions_recorded_total")
+    replays_before = sample("kiusys_idempotent_replays_total")
+    client.post("/save-transaction/AR1133", headers={"Idempotency-Key": "k-1"})
+    client.post("/save-transaction/LA0001")
+    client.post("/save-transaction/AR1133", headers={"Idempotency-Key": "k-1"})
+    assert sample("kiusys_http_requests_total", **labels) == before + 3
+    assert sample("kiusys_http_request_duration_seconds_count", **labels) >= 3
+    assert sample("kiusys_transactions_recorded_total") == recorded_before + 2
+    assert sample("kiusys_idempotent_replays_total") == replays_before + 1
+    exposition = client.get("/metrics")
+    assert exposition.headers["content-type"].startswith("text/plain")
+    assert "kiusys_http_requests_total{" in exposition.text
+    assert "AR1133" not in exposition.text
+    assert "LA0001" not in exposition.text
+
+
+def test_store_errors_are_logged_with_the_request_id(
+    client: TestClient, output: io.StringIO, store_kind: str
+) -> None:
+    class Broken:
+        def get(self, route: str) -> int:
+            from kiusys_app.stores import StoreUnavailable
+
+            raise StoreUnavailable("injected", kind="throttled")
+
+    original = client.app.state.store  # type: ignore[attr-defined]
+    client.app.state.store = Broken()  # type: ignore[attr-defined]
+    before = sample("kiusys_store_errors_total", kind="throttled")
+    try:
+        response = client.get("/get-transaction/AR1133", headers={"X-Request-ID": "err-1"})
+    finally:
+        client.app.state.store = original  # type: ignore[attr-defined]
+    assert response.status_code == 503
+    assert sample("kiusys_store_errors_total", kind="throttled") == before + 1
+    (error,) = [line for line in logged(output) if line["level"] == "warning"]
+    assert error["request_id"] == "err-1"
+    assert error["store"] == "throttled"
+
+
+def test_uvicorn_access_log_is_silenced(client: TestClient) -> None:
+    assert logging.getLogger("uvicorn.access").disabled
