@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from kiusys_app.config import get_settings
 from kiusys_app.main import app
 from tests.kubernetes.conftest import Manifest, find, variable_default
 from tests.support.processes import REPO_ROOT
@@ -250,3 +252,31 @@ def test_no_latest_tags_or_account_ids_in_git() -> None:
         text = path.read_text()
         assert not re.search(r":latest\b", text), path
         assert not re.search(r"\b\d{12}\b", text), path
+
+
+def test_api_keys_come_from_a_required_secret_file(rendered: list[Manifest]) -> None:
+    pod = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert volume["secret"]["optional"] is False
+    (item,) = volume["secret"]["items"]
+    (mount,) = [m for m in app_container(rendered)["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    (config,) = [m for m in rendered if m["kind"] == "ConfigMap"]
+    assert config["data"]["KIUSYS_API_KEYS_FILE"] == f"{mount['mountPath']}/{item['path']}"
+
+
+def test_pods_carry_the_scrape_annotations(
+    rendered: list[Manifest], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    template = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    ports = {str(p["containerPort"]) for p in app_container(rendered)["ports"]}
+    assert annotations["prometheus.io/port"] in ports
+    monkeypatch.setenv("KIUSYS_SQLITE_PATH", str(tmp_path / "counts.sqlite3"))
+    get_settings.cache_clear()
+    with TestClient(app) as client:
+        scraped = client.get(annotations["prometheus.io/path"])
+    get_settings.cache_clear()
+    assert scraped.status_code == 200
+    assert "kiusys_http_requests_total" in scraped.text
