@@ -12,6 +12,7 @@ import urllib3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 RECORD = "/v1/routes/AR1133/transactions"
 
@@ -54,6 +55,10 @@ def time_out_after_sending(request: AWSPreparedRequest) -> None:
     raise ReadTimeoutError(endpoint_url=request.url)
 
 
+def errors(kind: str) -> float:
+    return REGISTRY.get_sample_value("kiusys_store_errors_total", {"kind": kind}) or 0.0
+
+
 def count(client: TestClient) -> int:
     return int(client.get(RECORD).json()["transactions"])
 
@@ -89,10 +94,12 @@ def test_transaction_conflict_is_retried_and_counts_once(moto_client: TestClient
             request, "TransactionCanceledException", CancellationReasons=reasons
         ),
     )
+    retried_before = errors("conflict_retried")
     response = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
     assert hook.calls == 3
     assert (response.status_code, response.json()["transactions"]) == (201, 1)
     assert count(moto_client) == 1
+    assert errors("conflict_retried") == retried_before + 2
 
 
 @pytest.mark.parametrize(
@@ -108,8 +115,10 @@ def test_throttling_is_503_with_retry_after_then_succeeds(
         99,
         lambda request: error_response(request, "ProvisionedThroughputExceededException"),
     )
+    throttled_before = errors("throttled")
     throttled = moto_client.post(RECORD, headers=headers)
     assert throttled.status_code == 503
+    assert errors("throttled") == throttled_before + 1
     assert int(throttled.headers["Retry-After"]) >= 1
     assert hook.calls >= 2, "botocore's standard mode retries throttling before giving up"
     assert count(moto_client) == 0
