@@ -16,7 +16,7 @@ APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help run test lint fmt typecheck pytest local-aws local-aws-down lock clean
+.PHONY: help run test lint fmt typecheck pytest bench local-aws local-aws-down lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -73,3 +73,9 @@ lock: ## Re-pin kiusys-app/requirements.lock from kiusys-app/pyproject.toml
 
 clean: ## Remove virtualenvs, caches and local data
 	rm -rf $(VENV) $(CHECKOV_VENV) data .pytest_cache .mypy_cache .ruff_cache build
+
+bench: $(DEV_STAMP) ## Throughput and latency of each case beside a bare FastAPI endpoint (needs wrk)
+	@command -v wrk >/dev/null || { echo 'installing wrk (Debian package)'; \
+		if [[ "$$(id -u)" -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq wrk; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	$(BIN)/python -m bench.run

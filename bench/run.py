@@ -1,0 +1,335 @@
+"""`make bench`: each case beside a bare FastAPI endpoint, measured with wrk in one run.
+
+Usage: python -m bench.run   (BENCH_DURATION seconds per run, BENCH_RUNS runs per case)
+Writes a Markdown table to stdout and JSON to .bench/results.json.
+"""
+
+import json
+import os
+import platform
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kiusys_app.stores.sqlite import SQLiteStore
+from tests.support.aws import FAKE_CREDENTIALS, create_tables, dynamodb
+from tests.support.processes import REPO_ROOT, free_port, moto_server, running
+
+CONNECTIONS = 32
+DURATION = int(os.environ.get("BENCH_DURATION", "5"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+WARM_UP = 2
+DISTINCT_ROUTES = 100_000
+BENCH_DIR = Path(__file__).resolve().parent
+OUTPUT = REPO_ROOT / ".bench"
+
+
+@dataclass
+class WrkRun:
+    requests: int
+    non_2xx: int
+    socket_errors: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class Case:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    ratio: float = 0.0
+    # From the exactness pass after the timed runs: a fixed number of records, each awaited.
+    sent: int | None = None
+    acknowledged: int | None = None
+    counted: int | None = None
+    cpu_us_per_request: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool | None:
+        return None if self.counted is None else self.counted == self.acknowledged
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _latency(output: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    assert match, output
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def wrk(
+    url: str, duration: int, script: str = "post.lua", env: Mapping[str, str] | None = None
+) -> WrkRun:
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{CONNECTIONS}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(BENCH_DIR / script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
+    out = result.stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return WrkRun(
+        requests=requests,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_latency(out, "50"),
+        p99_ms=_latency(out, "99"),
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (uvicorn's workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def measure(
+    name: str, url: str, pid: int, script: str = "post.lua", env: Mapping[str, str] | None = None
+) -> Case:
+    """A warm-up, then RUNS runs; the median run by rps gives the figures."""
+    warm = wrk(url, WARM_UP, script, env)
+    cpu_before = cpu_seconds(pid)
+    runs = [wrk(url, DURATION, script, env) for _ in range(RUNS)]
+    cpu = cpu_seconds(pid) - cpu_before
+    median = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+    measured = sum(r.requests for r in runs)
+    case = Case(
+        name=name,
+        rps=round(statistics.median(r.rps for r in runs), 1),
+        p50_ms=median.p50_ms,
+        p99_ms=median.p99_ms,
+        cpu_us_per_request=round(cpu / measured * 1e6, 1) if measured else None,
+    )
+    failures = sum(r.non_2xx + r.socket_errors for r in [warm, *runs])
+    if failures:
+        case.notes.append(f"{failures} non-2xx or socket errors")
+    print(f"  {name}: {case.rps} rps, p50 {case.p50_ms} ms, p99 {case.p99_ms} ms", file=sys.stderr)
+    return case
+
+
+EXACT_CLIENTS = 32
+EXACT_RECORDS_PER_CLIENT = 25
+
+
+def exactness_pass(case: Case, url: str, paths: list[str], total: Callable[[], int]) -> None:
+    """Send a fixed number of records and await every answer, then compare with the store.
+
+    wrk stops with requests still in flight, which the server may count but wrk never sees
+    answered, so its totals cannot be compared with the store; this pass can.
+    """
+    before = settled(total)
+    acknowledged = 0
+    lock = threading.Lock()
+
+    def client(offset: int) -> None:
+        nonlocal acknowledged
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for n in range(EXACT_RECORDS_PER_CLIENT):
+                path = paths[(offset * EXACT_RECORDS_PER_CLIENT + n) % len(paths)]
+                if http.post(path).is_success:
+                    with lock:
+                        acknowledged += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(EXACT_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    case.sent = EXACT_CLIENTS * EXACT_RECORDS_PER_CLIENT
+    case.acknowledged = acknowledged
+    case.counted = settled(total) - before
+    if case.counted < acknowledged:
+        case.notes.append(f"{acknowledged - case.counted} acknowledged records lost")
+
+
+def settled(total: Callable[[], int]) -> int:
+    """The total once it stops moving: the server may still be working off wrk's last requests."""
+    previous = total()
+    while True:
+        time.sleep(0.5)
+        current = total()
+        if current == previous:
+            return current
+        previous = current
+
+
+@contextmanager
+def uvicorn(app: str, env: Mapping[str, str], workers: int = 1) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    ready = f"{url}/openapi.json"
+    with running(args, ready, env, log=OUTPUT / "servers.log") as process:
+        yield url, process.pid
+
+
+def route_name(n: int) -> str:
+    """The n-th of the distinct routes, as distinct_routes.lua spells it: AAA0000, AAA0001, …"""
+    block = n // 10000
+    letters = "".join(chr(65 + block // 26**i % 26) for i in (2, 1, 0))
+    return f"{letters}{n % 10000:04d}"
+
+
+def sqlite_cases(workdir: Path) -> list[Case]:
+    database = workdir / "bench.sqlite3"
+    env = {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(database)}
+    with uvicorn("kiusys_app.main:app", env) as (url, pid):
+        record = measure("record (SQLite, 1 route)", f"{url}/save-transaction/AR1133", pid)
+
+        def hot_route() -> int:
+            return int(httpx.get(f"{url}/get-transaction/AR1133").json()["AR1133"])
+
+        exactness_pass(record, url, ["/save-transaction/AR1133"], hot_route)
+        check = measure("check (SQLite)", f"{url}/v1/routes/AR1133/transactions", pid, "get.lua")
+
+    many = workdir / "many.sqlite3"
+    SQLiteStore(many).close()
+    with sqlite3.connect(many) as conn:
+        conn.executemany(
+            "INSERT INTO counters (route, record) VALUES (?, 0)",
+            ((route_name(n),) for n in range(DISTINCT_ROUTES)),
+        )
+
+    def all_routes() -> int:
+        with sqlite3.connect(many) as conn:
+            return int(conn.execute("SELECT SUM(record) FROM counters").fetchone()[0])
+
+    env = {**env, "KIUSYS_SQLITE_PATH": str(many)}
+    name = f"record (SQLite, {DISTINCT_ROUTES:,} routes)"
+    with uvicorn("kiusys_app.main:app", env) as (url, pid):
+        spread = measure(name, url, pid, "distinct_routes.lua", {"ROUTES": str(DISTINCT_ROUTES)})
+        paths = [f"/save-transaction/{route_name(n)}" for n in range(0, DISTINCT_ROUTES, 97)]
+        exactness_pass(spread, url, paths, all_routes)
+    with sqlite3.connect(many) as conn:
+        routes = conn.execute("SELECT COUNT(*) FROM counters").fetchone()[0]
+    if routes != DISTINCT_ROUTES:
+        spread.notes.append(f"{routes} routes in the table, not {DISTINCT_ROUTES}")
+    return [record, check, spread]
+
+
+def dynamodb_cases() -> list[Case]:
+    cases = []
+    for workers in (1, 3):
+        for label, app in (
+            ("ours", "kiusys_app.main:app"),
+            ("seed's query+put", "bench.seed_app:app"),
+        ):
+            with moto_server() as emulator:
+                client = dynamodb(emulator.url)
+                create_tables(client)
+                env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": emulator.url}
+                name = f"record (DynamoDB on moto, {label}, {workers} worker{'s' * (workers > 1)})"
+                with uvicorn(app, env, workers) as (url, pid):
+                    case = measure(name, f"{url}/save-transaction/AR1133", pid)
+                    exactness_pass(
+                        case, url, ["/save-transaction/AR1133"], partial(hot_item, client)
+                    )
+                cases.append(case)
+    return cases
+
+
+def hot_item(client: Any) -> int:
+    key = {"flight-route": {"S": "AR1133"}}
+    item = client.get_item(TableName="flights-db", Key=key, ConsistentRead=True)
+    return int(item.get("Item", {}).get("record", {}).get("N", 0))
+
+
+def machine() -> dict[str, object]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "connections": CONNECTIONS,
+        "duration_s": DURATION,
+        "runs": RUNS,
+    }
+
+
+def table(cases: list[Case]) -> str:
+    lines = [
+        "| case | rps | x bare | p50 ms | p99 ms | CPU µs/req | exactness: sent / acked / counted | notes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for c in cases:
+        exact = "" if c.counted is None else f"{c.sent} / {c.acknowledged} / {c.counted}"
+        if c.exact is not None:
+            exact += " exact" if c.exact else " NOT exact"
+        lines.append(
+            f"| {c.name} | {c.rps:,.0f} | {c.ratio:.2f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {c.cpu_us_per_request or ''} | {exact} | {'; '.join(c.notes)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    # Only emulators are ever called: fake credentials, for this process and the servers.
+    os.environ.update(FAKE_CREDENTIALS)
+    OUTPUT.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        with uvicorn("bench.bare_app:app", {}) as (url, pid):
+            bare = measure("bare FastAPI (no work)", f"{url}/noop/AR1133", pid)
+        cases = [bare, *sqlite_cases(workdir), *dynamodb_cases()]
+    for case in cases:
+        case.ratio = round(case.rps / bare.rps, 3)
+    report = {"machine": machine(), "cases": [{**asdict(c), "exact": c.exact} for c in cases]}
+    (OUTPUT / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"Machine: {report['machine']}\n")
+    print(table(cases))
+    print(f"\nJSON: {OUTPUT / 'results.json'}")
+    inexact = [c.name for c in cases if c.exact is False and "seed" not in c.name]
+    if inexact:
+        sys.exit(f"counts differ from acknowledged records in: {', '.join(inexact)}")
+
+
+if __name__ == "__main__":
+    main()
