@@ -3,8 +3,8 @@
 import json
 import logging
 import re
+import secrets
 import sys
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -20,7 +20,7 @@ _EXTRA_FIELDS = ("method", "route", "status", "duration_ms", "store", "error")
 def request_id_from(header: str | None) -> str:
     if header is not None and _SANE_REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 class JsonFormatter(logging.Formatter):

@@ -42,6 +42,12 @@ STORE_ERRORS = Counter(
     ["kind"],
 )
 
+SQLITE_COMMIT_BATCH = Histogram(
+    "kiusys_sqlite_commit_batch_records",
+    "Record calls that shared one SQLite transaction and commit (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 

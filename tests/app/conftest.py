@@ -1,6 +1,8 @@
 """Fixtures that give each test a fresh store, or the app on a fresh store."""
 
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +81,19 @@ def client(
 
 
 @pytest.fixture
-def snapshot(client: TestClient, store_kind: str) -> Callable[[], object]:
+def snapshot(client: TestClient, store_kind: str, tmp_path: Path) -> Callable[[], object]:
     """Everything the store holds, to prove that a request changed nothing."""
     if store_kind == "dynamodb":
         return lambda: scan_all(dynamodb())
-    store = client.app.state.store  # type: ignore[attr-defined]
-    conn = store._connection()
-    return lambda: (
-        conn.execute("SELECT * FROM counters ORDER BY route").fetchall(),
-        conn.execute("SELECT * FROM idempotency_keys ORDER BY key").fetchall(),
-    )
+
+    def rows() -> object:
+        with closing(sqlite3.connect(tmp_path / "counts.sqlite3")) as conn:
+            return (
+                conn.execute("SELECT * FROM counters ORDER BY route").fetchall(),
+                conn.execute("SELECT * FROM idempotency_keys ORDER BY key").fetchall(),
+            )
+
+    return rows
 
 
 @pytest.fixture(scope="session")

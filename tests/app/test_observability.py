@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from kiusys_app.logs import JsonFormatter
+from kiusys_app.stores import StoreUnavailable
 
 RECORD = "/save-transaction/{flight_route}"
 
@@ -85,9 +86,7 @@ def test_store_errors_are_logged_with_the_request_id(
     client: TestClient, output: io.StringIO, store_kind: str
 ) -> None:
     class Broken:
-        def get(self, route: str) -> int:
-            from kiusys_app.stores import StoreUnavailable
-
+        async def aget(self, route: str) -> int:
             raise StoreUnavailable("injected", kind="throttled")
 
     original = client.app.state.store  # type: ignore[attr-defined]

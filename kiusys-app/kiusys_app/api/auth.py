@@ -35,7 +35,7 @@ def key_is_valid(presented: str, keys: frozenset[str]) -> bool:
     return matched
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     api_key: Annotated[str | None, Security(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],

@@ -13,7 +13,7 @@ from kiusys_app.models import (
 from kiusys_app.stores import CounterStore
 
 
-def get_store(request: Request) -> CounterStore:
+async def get_store(request: Request) -> CounterStore:
     store: CounterStore = request.app.state.store
     return store
 

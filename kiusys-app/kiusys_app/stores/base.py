@@ -4,6 +4,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from anyio import to_thread
+
 # How long an idempotency key is remembered.
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 
@@ -36,7 +38,11 @@ class IdempotencyKeyMismatch(Exception):
 
 
 class CounterStore(Protocol):
-    """Counts transactions per route; every method is blocking and thread-safe."""
+    """Counts transactions per route.
+
+    The plain methods block and are thread-safe; the `a`-prefixed coroutines do the same for
+    callers on an event loop, without blocking it.
+    """
 
     def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
         """Count one transaction on `route` and return the new count.
@@ -60,3 +66,39 @@ class CounterStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    async def arecord(self, route: str, idempotency_key: str | None = None) -> RecordResult: ...
+
+    async def aget(self, route: str) -> int: ...
+
+    async def aget_many(self, routes: Sequence[str]) -> dict[str, int]: ...
+
+    async def aping(self) -> None: ...
+
+
+class ThreadedCoroutines:
+    """The coroutines of a store whose client blocks: each call runs in the thread pool."""
+
+    def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
+        raise NotImplementedError
+
+    def get(self, route: str) -> int:
+        raise NotImplementedError
+
+    def get_many(self, routes: Sequence[str]) -> dict[str, int]:
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        raise NotImplementedError
+
+    async def arecord(self, route: str, idempotency_key: str | None = None) -> RecordResult:
+        return await to_thread.run_sync(self.record, route, idempotency_key)
+
+    async def aget(self, route: str) -> int:
+        return await to_thread.run_sync(self.get, route)
+
+    async def aget_many(self, routes: Sequence[str]) -> dict[str, int]:
+        return await to_thread.run_sync(self.get_many, routes)
+
+    async def aping(self) -> None:
+        await to_thread.run_sync(self.ping)

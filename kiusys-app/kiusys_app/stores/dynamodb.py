@@ -20,6 +20,7 @@ from kiusys_app.stores.base import (
     IdempotencyKeyMismatch,
     RecordResult,
     StoreUnavailable,
+    ThreadedCoroutines,
 )
 
 # The seed's data model: hash key `flight-route` (S) and the counter `record` (N).
@@ -58,7 +59,7 @@ def _transient(exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(f"dynamodb: {type(exc).__name__}")
 
 
-class DynamoDBStore:
+class DynamoDBStore(ThreadedCoroutines):
     def __init__(
         self,
         *,

@@ -15,8 +15,8 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", summary="Readiness: the store answers", responses=STORE_RESPONSES)
-def readyz(store: StoreDep) -> Health:
-    store.ping()
+async def readyz(store: StoreDep) -> Health:
+    await store.aping()
     return Health(status="ok")
 
 

@@ -14,13 +14,13 @@ router = APIRouter(
 
 
 @router.post("/save-transaction/{flight_route}", summary="Record one transaction")
-def save_transaction(
+async def save_transaction(
     flight_route: RoutePath,
     store: StoreDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, int]:
-    result = store.record(flight_route, idempotency_key)
+    result = await store.arecord(flight_route, idempotency_key)
     account_for(response, result)
     return {flight_route: result.count}
 
@@ -31,5 +31,5 @@ def save_transaction(
     summary="Check a route's count (the seed's POST form)",
     operation_id="get_transaction_post",
 )
-def get_transaction(flight_route: RoutePath, store: StoreDep) -> dict[str, int]:
-    return {flight_route: store.get(flight_route)}
+async def get_transaction(flight_route: RoutePath, store: StoreDep) -> dict[str, int]:
+    return {flight_route: await store.aget(flight_route)}

@@ -25,24 +25,24 @@ MAX_BATCH_ROUTES = 100
     summary="Record one transaction",
     responses={200: {"description": "A replay of an earlier Idempotency-Key", "model": RouteCount}},
 )
-def record_transaction(
+async def record_transaction(
     route: RoutePath,
     store: StoreDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> RouteCount:
-    result = store.record(route, idempotency_key)
+    result = await store.arecord(route, idempotency_key)
     account_for(response, result)
     return RouteCount(route=route, transactions=result.count)
 
 
 @router.get("/routes/{route}/transactions", summary="Check a route's count")
-def get_transactions(route: RoutePath, store: StoreDep) -> RouteCount:
-    return RouteCount(route=route, transactions=store.get(route))
+async def get_transactions(route: RoutePath, store: StoreDep) -> RouteCount:
+    return RouteCount(route=route, transactions=await store.aget(route))
 
 
 @router.get("/transactions", summary="Check several routes at once")
-def get_many_transactions(
+async def get_many_transactions(
     route: Annotated[
         list[FlightRoute],
         Query(
@@ -53,4 +53,4 @@ def get_many_transactions(
     ],
     store: StoreDep,
 ) -> dict[str, int]:
-    return store.get_many(list(dict.fromkeys(route)))
+    return await store.aget_many(list(dict.fromkeys(route)))
