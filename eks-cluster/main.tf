@@ -24,7 +24,8 @@ locals {
 }
 
 # One key for CloudWatch Logs (flow logs and control-plane logs), one for Kubernetes secrets.
-data "aws_iam_policy_document" "logs_key" {
+# Both are administered by the account, as AWS's default key policy does.
+data "aws_iam_policy_document" "key_admin" {
   #checkov:skip=CKV_AWS_109:In a key policy, Resource "*" means this key only; the account-root statement is AWS's default that lets IAM policies grant use of the key.
   #checkov:skip=CKV_AWS_111:In a key policy, Resource "*" means this key only; the account-root statement is AWS's default that lets IAM policies grant use of the key.
   #checkov:skip=CKV_AWS_356:In a key policy, Resource "*" means this key only; the account-root statement is AWS's default that lets IAM policies grant use of the key.
@@ -38,6 +39,13 @@ data "aws_iam_policy_document" "logs_key" {
       identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
     }
   }
+}
+
+data "aws_iam_policy_document" "logs_key" {
+  #checkov:skip=CKV_AWS_109:In a key policy, Resource "*" means this key only; the statements add CloudWatch Logs' use of it to the account-root default.
+  #checkov:skip=CKV_AWS_111:In a key policy, Resource "*" means this key only; the statements add CloudWatch Logs' use of it to the account-root default.
+  #checkov:skip=CKV_AWS_356:In a key policy, Resource "*" means this key only; the statements add CloudWatch Logs' use of it to the account-root default.
+  source_policy_documents = [data.aws_iam_policy_document.key_admin.json]
 
   statement {
     sid       = "CloudWatchLogsUses"
@@ -68,26 +76,10 @@ resource "aws_kms_alias" "logs" {
   target_key_id = aws_kms_key.logs.key_id
 }
 
-data "aws_iam_policy_document" "secrets_key" {
-  #checkov:skip=CKV_AWS_109:In a key policy, Resource "*" means this key only; the account-root statement is AWS's default that lets IAM policies grant use of the key.
-  #checkov:skip=CKV_AWS_111:In a key policy, Resource "*" means this key only; the account-root statement is AWS's default that lets IAM policies grant use of the key.
-  #checkov:skip=CKV_AWS_356:In a key policy, Resource "*" means this key only; the account-root statement is AWS's default that lets IAM policies grant use of the key.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-}
-
 resource "aws_kms_key" "secrets" {
   description         = "${var.cluster_name}: Kubernetes secrets envelope encryption"
   enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.secrets_key.json
+  policy              = data.aws_iam_policy_document.key_admin.json
 }
 
 resource "aws_kms_alias" "secrets" {

@@ -1,5 +1,7 @@
 """Fixtures that give each test a fresh store, or the app on a fresh store."""
 
+import io
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 from moto import mock_aws
 
 from kiusys_app.config import get_settings
+from kiusys_app.logs import JsonFormatter
 from kiusys_app.main import app
 from kiusys_app.stores import CounterStore
 from kiusys_app.stores.dynamodb import DynamoDBStore
@@ -123,3 +126,15 @@ def moto_client(
     with TestClient(app) as test_client:
         yield test_client
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Everything the service logs during the test, as the JSON lines it writes."""
+    output = io.StringIO()
+    handler = logging.StreamHandler(output)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("kiusys_app")
+    logger.addHandler(handler)
+    yield output
+    logger.removeHandler(handler)

@@ -1,7 +1,6 @@
 """API keys on the record and check calls; probes, metrics and docs stay open."""
 
 import io
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kiusys_app.config import get_settings
-from kiusys_app.logs import JsonFormatter
 from kiusys_app.main import app
 
 KEYS = ["first-key-0123456789abcdef", "second-key-0123456789abcdef"]
@@ -22,18 +20,6 @@ PROTECTED = [
     ("GET", "/v1/routes/AR1133/transactions"),
     ("GET", "/v1/transactions?route=AR1133"),
 ]
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    """Everything the service logs during the test, as the JSON lines it writes."""
-    output = io.StringIO()
-    handler = logging.StreamHandler(output)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("kiusys_app")
-    logger.addHandler(handler)
-    yield output
-    logger.removeHandler(handler)
 
 
 @pytest.fixture

@@ -3,31 +3,18 @@
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from kiusys_app.logs import JsonFormatter
 from kiusys_app.stores import StoreUnavailable
 
 RECORD = "/save-transaction/{flight_route}"
 
 
-def logged(handler_output: io.StringIO) -> list[dict[str, object]]:
-    return [json.loads(line) for line in handler_output.getvalue().splitlines()]
-
-
-@pytest.fixture
-def output() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("kiusys_app")
-    logger.addHandler(handler)
-    yield buffer
-    logger.removeHandler(handler)
+def logged(output: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in output.getvalue().splitlines()]
 
 
 def sample(name: str, **labels: str) -> float:
@@ -48,11 +35,11 @@ def test_a_missing_or_odd_request_id_is_replaced(client: TestClient, given: str 
     assert int(echoed, 16) >= 0
 
 
-def test_one_json_line_per_request(client: TestClient, output: io.StringIO) -> None:
+def test_one_json_line_per_request(client: TestClient, log_output: io.StringIO) -> None:
     client.post("/save-transaction/ar1133", headers={"X-Request-ID": "abc-1"})
     client.get("/v1/routes/AR-1133/transactions", headers={"X-Request-ID": "abc-2"})
     client.get("/no/such/path", headers={"X-Request-ID": "abc-3"})
-    requests = [line for line in logged(output) if line["message"] == "request"]
+    requests = [line for line in logged(log_output) if line["message"] == "request"]
     assert [(r["request_id"], r["method"], r["route"], r["status"]) for r in requests] == [
         ("abc-1", "POST", RECORD, 200),
         ("abc-2", "GET", "/v1/routes/{route}/transactions", 422),
@@ -83,7 +70,7 @@ def test_metrics_count_by_route_template_never_by_path(client: TestClient) -> No
 
 
 def test_store_errors_are_logged_with_the_request_id(
-    client: TestClient, output: io.StringIO, store_kind: str
+    client: TestClient, log_output: io.StringIO, store_kind: str
 ) -> None:
     class Broken:
         async def aget(self, route: str) -> int:
@@ -98,7 +85,7 @@ def test_store_errors_are_logged_with_the_request_id(
         client.app.state.store = original  # type: ignore[attr-defined]
     assert response.status_code == 503
     assert sample("kiusys_store_errors_total", kind="throttled") == before + 1
-    (error,) = [line for line in logged(output) if line["level"] == "warning"]
+    (error,) = [line for line in logged(log_output) if line["level"] == "warning"]
     assert error["request_id"] == "err-1"
     assert error["store"] == "throttled"
 
