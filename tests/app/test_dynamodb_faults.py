@@ -134,3 +134,30 @@ def test_unreachable_store_is_503_on_readyz(
     response = moto_client.get("/readyz")
     assert response.status_code == 503
     assert "Retry-After" in response.headers
+
+
+def test_unprocessed_batch_keys_are_asked_for_again(moto_client: TestClient) -> None:
+    moto_client.post(RECORD)
+    moto_client.post("/v1/routes/LA0001/transactions")
+
+    def nothing_processed(request: AWSPreparedRequest) -> AWSResponse:
+        asked = json.loads(request.body or b"{}")["RequestItems"]
+        body = json.dumps({"Responses": {"flights-db": []}, "UnprocessedKeys": asked}).encode()
+        return AWSResponse(request.url, 200, {}, _Raw(body))
+
+    hook = Hook(moto_client, "BatchGetItem", 2, nothing_processed)
+    response = moto_client.get("/v1/transactions?route=AR1133&route=LA0001&route=G31234")
+    assert hook.calls == 3
+    assert response.json() == {"AR1133": 1, "LA0001": 1, "G31234": 0}
+
+
+def test_batch_keys_left_unprocessed_give_503(moto_client: TestClient) -> None:
+    def nothing_processed(request: AWSPreparedRequest) -> AWSResponse:
+        asked = json.loads(request.body or b"{}")["RequestItems"]
+        body = json.dumps({"Responses": {}, "UnprocessedKeys": asked}).encode()
+        return AWSResponse(request.url, 200, {}, _Raw(body))
+
+    Hook(moto_client, "BatchGetItem", 99, nothing_processed)
+    response = moto_client.get("/v1/transactions?route=AR1133")
+    assert response.status_code == 503
+    assert "Retry-After" in response.headers
