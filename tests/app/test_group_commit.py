@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult
-from kiusys_app.stores.sqlite import SQLiteStore
+from kiusys_app.stores.sqlite import SQLiteStore, _Job
 
 
 @pytest.fixture
@@ -117,3 +117,13 @@ async def test_coroutines_give_the_same_answers(store: SQLiteStore) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_a_failing_call_fails_alone_and_the_writer_keeps_serving(store: SQLiteStore) -> None:
+    def broken(conn: sqlite3.Connection) -> RecordResult:
+        raise RuntimeError("a bug in one call")
+
+    future: Future[RecordResult] = Future()
+    store._writer.submit(_Job(broken, future))
+    assert isinstance(future.exception(timeout=30), RuntimeError)
+    assert store.record("AR1133") == RecordResult(count=1)

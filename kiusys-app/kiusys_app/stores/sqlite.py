@@ -61,6 +61,11 @@ class _Job:
     loop: asyncio.AbstractEventLoop | None = None
 
 
+def _as_store_error(exc: Exception) -> Exception:
+    """A database error means the store is unavailable; anything else is passed on as it is."""
+    return StoreUnavailable(f"sqlite: {exc}") if isinstance(exc, sqlite3.Error) else exc
+
+
 def _resolve(items: list[tuple["asyncio.Future[Any]", Outcome]]) -> None:
     for future, (value, error) in items:
         if future.cancelled():
@@ -163,11 +168,10 @@ class SQLiteStore:
             outcomes = [self._attempt(job, conn) for job in jobs]
             conn.execute("COMMIT")
             SQLITE_COMMIT_BATCH.observe(len(jobs))
-        except sqlite3.Error as exc:
+        except Exception as exc:  # the worker must outlive any error, and so must its callers
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            failure = StoreUnavailable(f"sqlite: {exc}")
-            return [(None, failure)] * len(jobs)
+            return [(None, _as_store_error(exc))] * len(jobs)
         return outcomes
 
     def _read_batch(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[Outcome]:
@@ -175,8 +179,8 @@ class SQLiteStore:
         for job in jobs:
             try:
                 outcomes.append(self._attempt(job, conn))
-            except sqlite3.Error as exc:
-                outcomes.append((None, StoreUnavailable(f"sqlite: {exc}")))
+            except Exception as exc:  # one failed read must not fail the others
+                outcomes.append((None, _as_store_error(exc)))
         return outcomes
 
     @staticmethod
