@@ -49,7 +49,7 @@ def submit_while_locked(
 ) -> list["Future[RecordResult]"]:
     with ThreadPoolExecutor(len(calls)) as pool, write_lock(database):
         futures = [pool.submit(call) for call in calls]
-        time.sleep(0.5)
+        time.sleep(1.0)
         assert not any(f.done() for f in futures), "nothing is answered before the commit"
     for future in futures:
         future.exception(timeout=30)

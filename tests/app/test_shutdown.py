@@ -42,7 +42,7 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) 
         threads = [threading.Thread(target=record) for _ in range(IN_FLIGHT)]
         for thread in threads:
             thread.start()
-        time.sleep(1.0)
+        time.sleep(2.0)
         assert statuses == [], "the records should be waiting for the lock"
 
         server.process.send_signal(signal.SIGTERM)
