@@ -56,6 +56,12 @@ pytest: $(DEV_STAMP) $(CHECKOV_STAMP) ## The whole pytest suite
 	KIUSYS_CHECKOV='$(CURDIR)/$(CHECKOV_VENV)/bin/checkov' PATH='$(CURDIR)/$(BIN):'"$$PATH" \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
+bench: $(DEV_STAMP) ## Throughput and latency of each case beside a bare FastAPI endpoint (needs wrk)
+	@command -v wrk >/dev/null || { echo 'installing wrk (Debian package)'; \
+		if [[ "$$(id -u)" -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq wrk; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	$(BIN)/python -m bench.run
+
 local-aws: $(DEV_STAMP) ## Start moto and apply the four Terraform roots to it; prints the env for `make run`
 	$(BIN)/python -m tests.support.local_aws up
 
@@ -72,10 +78,4 @@ lock: ## Re-pin kiusys-app/requirements.lock from kiusys-app/pyproject.toml
 	rm -rf build/lock-venv
 
 clean: ## Remove virtualenvs, caches and local data
-	rm -rf $(VENV) $(CHECKOV_VENV) data .pytest_cache .mypy_cache .ruff_cache build
-
-bench: $(DEV_STAMP) ## Throughput and latency of each case beside a bare FastAPI endpoint (needs wrk)
-	@command -v wrk >/dev/null || { echo 'installing wrk (Debian package)'; \
-		if [[ "$$(id -u)" -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq wrk; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
-	$(BIN)/python -m bench.run
+	rm -rf $(VENV) $(CHECKOV_VENV) data build .bench .hypothesis .pytest_cache .mypy_cache .ruff_cache

@@ -170,3 +170,20 @@ def test_swagger_ui_is_served_at_root(client: TestClient) -> None:
     assert "swagger-ui" in response.text
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/save-transaction/{flight_route}", "/v1/transactions", "/readyz"} <= set(paths)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/get-transaction/AR1133", "GET, POST"),
+        ("PUT", "/v1/routes/AR1133/transactions", "GET, POST"),
+        ("POST", "/v1/transactions", "GET"),
+        ("GET", "/save-transaction/AR1133", "POST"),
+    ],
+)
+def test_a_wrong_method_lists_every_allowed_one(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed

@@ -4,7 +4,6 @@ import logging
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.routing import Match
 
 from kiusys_app.metrics import STORE_ERRORS
@@ -36,16 +35,19 @@ async def idempotency_key_mismatch(request: Request, exc: Exception) -> JSONResp
     return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+# Methods a route may answer; OPTIONS and TRACE are never routed here.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
-    """405 with an `Allow` that lists every route on the path, not just the first one matched."""
-    allowed = sorted(
-        {
-            method
-            for route in request.app.router.routes
-            if isinstance(route, APIRoute) and route.matches(request.scope)[0] is not Match.NONE
-            for method in route.methods or ()
-        }
-    )
+    """405 with an `Allow` that lists every route's methods on the path, not just the first
+    route's: each method is tried against the routes through their public `matches`."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
     return JSONResponse(
         {"detail": "Method Not Allowed"},
         status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
