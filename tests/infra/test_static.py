@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from tests.support.processes import REPO_ROOT
-from tests.support.terraform import ROOTS, load_hcl, write_cli_config
+from tests.support.terraform import (
+    MIRROR_ENV,
+    ROOTS,
+    MirrorNotFound,
+    find_provider_mirror,
+    load_hcl,
+    write_cli_config,
+)
 
 COMMON_FILES = {"versions.tf", "providers.tf", "variables.tf", "outputs.tf", "main.tf"}
 
@@ -162,3 +169,18 @@ def test_checkov_finds_no_failed_checks() -> None:
     for skipped in report["results"]["skipped_checks"]:
         reason = skipped["check_result"].get("suppress_comment", "")
         assert len(reason) > 30, f"skip of {skipped['check_id']} needs a real reason"
+
+
+def test_a_missing_provider_mirror_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
+    with pytest.raises(MirrorNotFound, match=f"set {MIRROR_ENV} to the directory"):
+        find_provider_mirror()
+
+
+def test_the_configured_provider_mirror_is_used(
+    provider_mirror: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MIRROR_ENV, str(provider_mirror))
+    assert find_provider_mirror() == provider_mirror
