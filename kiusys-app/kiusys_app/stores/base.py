@@ -76,29 +76,29 @@ class CounterStore(Protocol):
     async def aping(self) -> None: ...
 
 
+class _Blocking(Protocol):
+    def record(self, route: str, idempotency_key: str | None = None) -> RecordResult: ...
+
+    def get(self, route: str) -> int: ...
+
+    def get_many(self, routes: Sequence[str]) -> dict[str, int]: ...
+
+    def ping(self) -> None: ...
+
+
 class ThreadedCoroutines:
     """The coroutines of a store whose client blocks: each call runs in the thread pool."""
 
-    def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
-        raise NotImplementedError
-
-    def get(self, route: str) -> int:
-        raise NotImplementedError
-
-    def get_many(self, routes: Sequence[str]) -> dict[str, int]:
-        raise NotImplementedError
-
-    def ping(self) -> None:
-        raise NotImplementedError
-
-    async def arecord(self, route: str, idempotency_key: str | None = None) -> RecordResult:
+    async def arecord(
+        self: _Blocking, route: str, idempotency_key: str | None = None
+    ) -> RecordResult:
         return await to_thread.run_sync(self.record, route, idempotency_key)
 
-    async def aget(self, route: str) -> int:
+    async def aget(self: _Blocking, route: str) -> int:
         return await to_thread.run_sync(self.get, route)
 
-    async def aget_many(self, routes: Sequence[str]) -> dict[str, int]:
+    async def aget_many(self: _Blocking, routes: Sequence[str]) -> dict[str, int]:
         return await to_thread.run_sync(self.get_many, routes)
 
-    async def aping(self) -> None:
+    async def aping(self: _Blocking) -> None:
         await to_thread.run_sync(self.ping)
