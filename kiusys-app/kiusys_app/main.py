@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kiusys_app.api import errors
+from kiusys_app.api.auth import ApiKeyGate, document_security, open_paths
 from kiusys_app.api.observability import RequestObservability
 from kiusys_app.api.routes import health, legacy, v1
 from kiusys_app.config import get_settings, load_api_keys
@@ -41,4 +42,8 @@ app.include_router(legacy.router)
 app.include_router(v1.router)
 app.include_router(health.router)
 errors.register(app)
+OPEN_PATHS = open_paths(app, "/healthz", "/readyz", "/metrics")
+document_security(app, OPEN_PATHS)
+# The last one added runs first: every request gets an id and a log line, refused ones too.
+app.add_middleware(ApiKeyGate, open_paths=OPEN_PATHS)
 app.add_middleware(RequestObservability)

@@ -111,3 +111,17 @@ def test_without_keys_calls_are_open_and_the_start_up_warns_once(
         client.post("/save-transaction/AR1133")
     warnings = [line for line in log_output.getvalue().splitlines() if "no API keys" in line]
     assert len(warnings) == 1
+
+
+def test_with_keys_set_an_unknown_path_also_needs_a_key(keyed: TestClient) -> None:
+    assert keyed.get("/no/such/path").status_code == 401
+    assert keyed.get("/no/such/path", headers={"X-API-Key": KEYS[0]}).status_code == 404
+
+
+def test_a_refused_request_is_still_logged_with_its_id(
+    keyed: TestClient, log_output: io.StringIO
+) -> None:
+    response = keyed.post("/save-transaction/AR1133", headers={"X-Request-ID": "refused-1"})
+    assert (response.status_code, response.headers["X-Request-ID"]) == (401, "refused-1")
+    assert '"request_id":"refused-1"' in log_output.getvalue()
+    assert '"status":401' in log_output.getvalue()

@@ -1,29 +1,47 @@
-"""API keys: `Authorization: Bearer <key>` or `X-API-Key: <key>` on the record and check calls."""
+"""API keys: `Authorization: Bearer <key>` or `X-API-Key: <key>` on every path but the open ones.
+
+The check is a pure ASGI middleware, not a FastAPI dependency: it runs on every request, and a
+dependency per route cost about a quarter of the throughput (see the README, "Performance").
+The OpenAPI schema states the same rule, so Swagger UI offers its Authorize button.
+"""
 
 import hmac
-from typing import Annotated
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import HTTPException, Request, Security, status
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-_api_key_header = APIKeyHeader(
-    name="X-API-Key",
-    scheme_name="ApiKey",
-    description="An API key in the X-API-Key header.",
-    auto_error=False,
-)
-_bearer = HTTPBearer(
-    scheme_name="Bearer",
-    description="An API key as a bearer token: `Authorization: Bearer <key>`.",
-    auto_error=False,
-)
+SECURITY_SCHEMES = {
+    "ApiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "An API key in the X-API-Key header.",
+    },
+    "Bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key as a bearer token: `Authorization: Bearer <key>`.",
+    },
+}
+# Either scheme will do.
+SECURITY_REQUIREMENT: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
 
-UNAUTHORIZED_RESPONSE: dict[int | str, dict[str, object]] = {
+UNAUTHORIZED_RESPONSE: dict[int | str, dict[str, Any]] = {
     401: {
         "description": "A valid API key is required: `Authorization: Bearer <key>` or `X-API-Key`.",
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     }
 }
+
+
+def open_paths(app: FastAPI, *extra: str) -> frozenset[str]:
+    """The paths anyone may call: the docs, the schema, and `extra` (probes, metrics)."""
+    docs = (app.docs_url, app.openapi_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    return frozenset(path for path in (*docs, *extra) if path)
 
 
 def key_is_valid(presented: str, keys: frozenset[str]) -> bool:
@@ -35,18 +53,48 @@ def key_is_valid(presented: str, keys: frozenset[str]) -> bool:
     return matched
 
 
-async def require_api_key(
-    request: Request,
-    api_key: Annotated[str | None, Security(_api_key_header)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> None:
-    keys: frozenset[str] = request.app.state.api_keys
-    if not keys:
-        return
-    presented = bearer.credentials if bearer is not None else api_key
-    if presented is None or not key_is_valid(presented, keys):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="a valid API key is required",
-            headers={"WWW-Authenticate": 'Bearer realm="kiusys"'},
-        )
+def presented_key(headers: Headers) -> str | None:
+    """A bearer token if there is one, else the X-API-Key header."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("x-api-key")
+
+
+class ApiKeyGate:
+    """Refuses, with 401, a request to a closed path without a valid key, once keys are set."""
+
+    def __init__(self, app: ASGIApp, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.open_paths:
+            keys: frozenset[str] = scope["app"].state.api_keys
+            presented = presented_key(Headers(scope=scope)) if keys else None
+            if keys and (presented is None or not key_is_valid(presented, keys)):
+                response = JSONResponse(
+                    {"detail": "a valid API key is required"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="kiusys"'},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def document_security(app: FastAPI, open_paths: frozenset[str]) -> None:
+    """Add the schemes, and the requirement on every closed operation, to the app's schema."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            for path, operations in schema["paths"].items():
+                if path not in open_paths:
+                    for operation in operations.values():
+                        operation["security"] = SECURITY_REQUIREMENT
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,15 +1,14 @@
 """The seed's calls, kept so that existing reservation systems keep working."""
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE, require_api_key
+from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, StoreDep
 from kiusys_app.api.recording import account_for
 
 router = APIRouter(
     tags=["seed-compatible"],
     responses={**UNAUTHORIZED_RESPONSE, **STORE_RESPONSES},
-    dependencies=[Depends(require_api_key)],
 )
 
 

@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE, require_api_key
+from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, StoreDep
 from kiusys_app.api.recording import account_for
 from kiusys_app.models import ROUTE_RULE, FlightRoute, RouteCount
@@ -13,7 +13,6 @@ router = APIRouter(
     prefix="/v1",
     tags=["v1"],
     responses={**UNAUTHORIZED_RESPONSE, **STORE_RESPONSES},
-    dependencies=[Depends(require_api_key)],
 )
 
 MAX_BATCH_ROUTES = 100
