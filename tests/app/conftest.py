@@ -13,12 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
-from kiusys_app.config import get_settings
 from kiusys_app.logs import JsonFormatter
-from kiusys_app.main import app
 from kiusys_app.stores import CounterStore
 from kiusys_app.stores.dynamodb import DynamoDBStore
 from kiusys_app.stores.sqlite import SQLiteStore
+from tests.support.app import started_app
 from tests.support.aws import KEYS_TABLE, REGION, TABLE, create_tables, dynamodb, scan_all
 from tests.support.processes import moto_server
 
@@ -73,14 +72,11 @@ def client(
     store_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[TestClient]:
     """The app, lifespan included, on a fresh store of each kind."""
-    monkeypatch.setenv("KIUSYS_STORE", store_kind)
-    monkeypatch.setenv("KIUSYS_SQLITE_PATH", str(tmp_path / "counts.sqlite3"))
     if store_kind == "dynamodb":
         request.getfixturevalue("aws")
-    get_settings.cache_clear()
-    with TestClient(app) as test_client:
+    env = {"KIUSYS_STORE": store_kind, "KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
+    with started_app(monkeypatch, env) as test_client:
         yield test_client
-    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -120,12 +116,9 @@ def moto_client(
     moto_tables: Any, moto_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
     """The app on DynamoDB served by the moto server."""
-    monkeypatch.setenv("KIUSYS_STORE", "dynamodb")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    get_settings.cache_clear()
-    with TestClient(app) as test_client:
+    env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": moto_url}
+    with started_app(monkeypatch, env) as test_client:
         yield test_client
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from kiusys_app.config import get_settings
 from kiusys_app.main import app
+from tests.support.app import started_app
 
 KEYS = ["first-key-0123456789abcdef", "second-key-0123456789abcdef"]
 
@@ -28,13 +28,13 @@ def keyed(
 ) -> Iterator[TestClient]:
     keys_file = tmp_path / "api-keys"
     keys_file.write_text(f"{KEYS[1]}\n")
-    monkeypatch.setenv("KIUSYS_API_KEYS", KEYS[0])
-    monkeypatch.setenv("KIUSYS_API_KEYS_FILE", str(keys_file))
-    monkeypatch.setenv("KIUSYS_SQLITE_PATH", str(tmp_path / "counts.sqlite3"))
-    get_settings.cache_clear()
-    with TestClient(app) as client:
+    env = {
+        "KIUSYS_API_KEYS": KEYS[0],
+        "KIUSYS_API_KEYS_FILE": str(keys_file),
+        "KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3"),
+    }
+    with started_app(monkeypatch, env) as client:
         yield client
-    get_settings.cache_clear()
 
 
 def recorded(client: TestClient) -> int:

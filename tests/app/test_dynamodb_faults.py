@@ -12,7 +12,8 @@ import urllib3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
+
+from tests.support.app import metric
 
 RECORD = "/v1/routes/AR1133/transactions"
 
@@ -56,7 +57,7 @@ def time_out_after_sending(request: AWSPreparedRequest) -> None:
 
 
 def errors(kind: str) -> float:
-    return REGISTRY.get_sample_value("kiusys_store_errors_total", {"kind": kind}) or 0.0
+    return metric("kiusys_store_errors_total", kind=kind)
 
 
 def count(client: TestClient) -> int:

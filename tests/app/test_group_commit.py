@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
 
 from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult
 from kiusys_app.stores.sqlite import SQLiteStore, _Job
+from tests.support.app import metric
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def write_lock(database: Path) -> Iterator[None]:
 
 
 def commits() -> float:
-    return REGISTRY.get_sample_value("kiusys_sqlite_commit_batch_records_count") or 0.0
+    return metric("kiusys_sqlite_commit_batch_records_count")
 
 
 def submit_while_locked(

@@ -6,19 +6,15 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
 
 from kiusys_app.stores import StoreUnavailable
+from tests.support.app import metric
 
 RECORD = "/save-transaction/{flight_route}"
 
 
 def logged(output: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in output.getvalue().splitlines()]
-
-
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def test_a_sane_request_id_is_echoed(client: TestClient) -> None:
@@ -52,16 +48,16 @@ def test_one_json_line_per_request(client: TestClient, log_output: io.StringIO) 
 
 def test_metrics_count_by_route_template_never_by_path(client: TestClient) -> None:
     labels = {"route": RECORD, "method": "POST", "status": "200"}
-    before = sample("kiusys_http_requests_total", **labels)
-    recorded_before = sample("kiusys_transactions_recorded_total")
-    replays_before = sample("kiusys_idempotent_replays_total")
+    before = metric("kiusys_http_requests_total", **labels)
+    recorded_before = metric("kiusys_transactions_recorded_total")
+    replays_before = metric("kiusys_idempotent_replays_total")
     client.post("/save-transaction/AR1133", headers={"Idempotency-Key": "k-1"})
     client.post("/save-transaction/LA0001")
     client.post("/save-transaction/AR1133", headers={"Idempotency-Key": "k-1"})
-    assert sample("kiusys_http_requests_total", **labels) == before + 3
-    assert sample("kiusys_http_request_duration_seconds_count", **labels) >= 3
-    assert sample("kiusys_transactions_recorded_total") == recorded_before + 2
-    assert sample("kiusys_idempotent_replays_total") == replays_before + 1
+    assert metric("kiusys_http_requests_total", **labels) == before + 3
+    assert metric("kiusys_http_request_duration_seconds_count", **labels) >= 3
+    assert metric("kiusys_transactions_recorded_total") == recorded_before + 2
+    assert metric("kiusys_idempotent_replays_total") == replays_before + 1
     exposition = client.get("/metrics")
     assert exposition.headers["content-type"].startswith("text/plain")
     assert "kiusys_http_requests_total{" in exposition.text
@@ -78,13 +74,13 @@ def test_store_errors_are_logged_with_the_request_id(
 
     original = client.app.state.store  # type: ignore[attr-defined]
     client.app.state.store = Broken()  # type: ignore[attr-defined]
-    before = sample("kiusys_store_errors_total", kind="throttled")
+    before = metric("kiusys_store_errors_total", kind="throttled")
     try:
         response = client.get("/get-transaction/AR1133", headers={"X-Request-ID": "err-1"})
     finally:
         client.app.state.store = original  # type: ignore[attr-defined]
     assert response.status_code == 503
-    assert sample("kiusys_store_errors_total", kind="throttled") == before + 1
+    assert metric("kiusys_store_errors_total", kind="throttled") == before + 1
     (error,) = [line for line in logged(log_output) if line["level"] == "warning"]
     assert error["request_id"] == "err-1"
     assert error["store"] == "throttled"

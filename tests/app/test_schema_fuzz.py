@@ -6,11 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
-from kiusys_app.config import get_settings
 from kiusys_app.main import app
+from tests.support.app import started_app
 
 API_KEY = "fuzz-key-0123456789abcdef"
 EXAMPLES_PER_OPERATION = 100
@@ -47,13 +46,10 @@ _unique = itertools.count()
 @pytest.fixture(scope="module", autouse=True)
 def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The lifespan runs once, with keys set, on a throwaway SQLite file."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KIUSYS_API_KEYS", API_KEY)
-        patch.setenv("KIUSYS_SQLITE_PATH", str(tmp_path_factory.mktemp("fuzz") / "fuzz.sqlite3"))
-        get_settings.cache_clear()
-        with TestClient(app):
-            yield
-    get_settings.cache_clear()
+    database = tmp_path_factory.mktemp("fuzz") / "fuzz.sqlite3"
+    env = {"KIUSYS_API_KEYS": API_KEY, "KIUSYS_SQLITE_PATH": str(database)}
+    with pytest.MonkeyPatch.context() as patch, started_app(patch, env):
+        yield
 
 
 @schema.parametrize()

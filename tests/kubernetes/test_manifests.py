@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from kiusys_app.config import get_settings
 from kiusys_app.main import app
 from tests.kubernetes.conftest import Manifest, find, variable_default
+from tests.support.app import started_app
 from tests.support.processes import REPO_ROOT
 
 RECOMMENDED_LABELS = {
@@ -276,10 +275,8 @@ def test_pods_carry_the_scrape_annotations(
     assert annotations["prometheus.io/scrape"] == "true"
     ports = {str(p["containerPort"]) for p in app_container(rendered)["ports"]}
     assert annotations["prometheus.io/port"] in ports
-    monkeypatch.setenv("KIUSYS_SQLITE_PATH", str(tmp_path / "counts.sqlite3"))
-    get_settings.cache_clear()
-    with TestClient(app) as client:
+    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
+    with started_app(monkeypatch, env) as client:
         scraped = client.get(annotations["prometheus.io/path"])
-    get_settings.cache_clear()
     assert scraped.status_code == 200
     assert "kiusys_http_requests_total" in scraped.text
