@@ -19,7 +19,9 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 .PHONY: help run test lint fmt typecheck pytest bench local-aws local-aws-down lock clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
+		| sed -e 's|$$(HOST)|$(HOST)|g' -e 's|$$(PORT)|$(PORT)|g' \
+		| awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(APP_STAMP): kiusys-app/pyproject.toml kiusys-app/requirements.lock
 	$(PYTHON) -m venv $(VENV)

@@ -1,8 +1,8 @@
-"""Runtime settings, read once from the environment."""
+"""Runtime settings, read once from the environment, and the checks made before start-up."""
 
+import os
 import re
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +24,7 @@ TableName = Annotated[str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KIUSYS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KIUSYS_", extra="ignore", populate_by_name=True)
 
     store: StoreKind = StoreKind.SQLITE
     sqlite_path: Path = Path("data/kiusys.sqlite3")
@@ -77,9 +77,8 @@ def _env_name(loc: str) -> str:
     return loc if loc.isupper() else f"KIUSYS_{loc.upper()}"
 
 
-@lru_cache
-def get_settings() -> Settings:
-    """Read the settings once; a bad value raises ConfigError with a one-line message."""
+def load_settings() -> Settings:
+    """Read the settings from the environment; a bad value raises a one-line ConfigError."""
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -89,3 +88,31 @@ def get_settings() -> Settings:
     if settings.store is StoreKind.DYNAMODB and settings.aws_region is None:
         raise ConfigError("invalid setting AWS_REGION: required when KIUSYS_STORE=dynamodb")
     return settings
+
+
+def unusable_path_reason(path: Path) -> str | None:
+    """Why the service could not create or write a database at `path`; None if it can.
+
+    Looks without creating anything, so that a bad path is refused before the server starts.
+    """
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if existing == path:
+        if path.is_dir():
+            return "it is a directory"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return "the file is not readable and writable"
+        return None
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create it: {existing} is not writable"
+    return None
+
+
+def check_sqlite_path(settings: Settings) -> None:
+    """Refuse, with a ConfigError that names the setting and the path, a path we cannot use."""
+    if settings.store is StoreKind.SQLITE:
+        path = settings.sqlite_path.absolute()
+        reason = unusable_path_reason(path)
+        if reason is not None:
+            raise ConfigError(f"invalid setting KIUSYS_SQLITE_PATH: {path}: {reason}")

@@ -14,7 +14,16 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # Fields that callers may pass through `extra=` and that belong in the JSON line.
-_EXTRA_FIELDS = ("method", "route", "status", "duration_ms", "store", "error")
+_EXTRA_FIELDS = (
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "store",
+    "error",
+    "table",
+    "operation",
+)
 
 
 def request_id_from(header: str | None) -> str:
@@ -42,13 +51,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"))
 
 
-def configure_logging() -> None:
-    """Send the service's logs to stderr as JSON; silence uvicorn's access log, ours replaces it."""
-    logger = logging.getLogger("kiusys_app")
+def _json_handler(logger: logging.Logger, *, replace: bool) -> None:
+    """Give `logger` a JSON handler on stderr; with `replace`, drop its plain-text ones."""
+    if replace:
+        logger.handlers = [h for h in logger.handlers if isinstance(h.formatter, JsonFormatter)]
     if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+def configure_logging() -> None:
+    """Every line on stderr is JSON: the service's logs and uvicorn's own.
+
+    uvicorn's access log is silenced (ours replaces it); its server log ("uvicorn" and
+    "uvicorn.error", which propagates to it) gets the same JSON handler as the service.
+    """
+    service = logging.getLogger("kiusys_app")
+    _json_handler(service, replace=False)
+    service.setLevel(logging.INFO)
+    _json_handler(logging.getLogger("uvicorn"), replace=True)
+    logging.getLogger("uvicorn.error").propagate = True
     logging.getLogger("uvicorn.access").disabled = True

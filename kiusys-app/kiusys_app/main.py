@@ -1,49 +1,88 @@
-"""Assembles the ASGI app: settings and store in the lifespan, routers, error handlers."""
+"""Assembles the ASGI app: `create_app(settings)`, and the `app` that uvicorn serves."""
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import NoReturn
 
 from fastapi import FastAPI
 
 from kiusys_app.api import errors
-from kiusys_app.api.auth import ApiKeyGate, document_security, open_paths
+from kiusys_app.api.auth import ApiKeyGate, document_security
+from kiusys_app.api.docs import ASSETS_PATH, DOCS_PATH, add_docs
+from kiusys_app.api.limits import RequestLimits
 from kiusys_app.api.observability import RequestObservability
 from kiusys_app.api.routes import health, legacy, v1
-from kiusys_app.config import get_settings, load_api_keys
+from kiusys_app.config import (
+    ConfigError,
+    Settings,
+    check_sqlite_path,
+    load_api_keys,
+    load_settings,
+)
 from kiusys_app.logs import configure_logging
+from kiusys_app.metrics import StoreMetrics
 from kiusys_app.stores.factory import open_store
 
 logger = logging.getLogger("kiusys_app")
 
+# uvicorn's exit code for "failed before serving": its worker supervisor stops, not restarts.
+STARTUP_FAILURE = 3
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+
+def create_app(settings: Settings) -> FastAPI:
+    """The service for `settings`. A setting it cannot use raises ConfigError here, before any
+    server starts; the store itself is opened and closed by the lifespan."""
     configure_logging()
-    settings = get_settings()
-    app.state.api_keys = load_api_keys(settings)
-    if not app.state.api_keys:
-        logger.warning("no API keys are set: record and check calls are open to anyone")
-    app.state.store = open_store(settings)
+    api_keys = load_api_keys(settings)
+    check_sqlite_path(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not api_keys:
+            logger.warning("no API keys are set: record and check calls are open to anyone")
+        app.state.store = open_store(settings, StoreMetrics())
+        try:
+            yield
+        finally:
+            await app.state.store.aclose()
+
+    app = FastAPI(
+        title="Kiusys transaction counter",
+        summary="Counts confirmed reservation transactions per flight route.",
+        version="1.0.0",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.api_keys = api_keys
+    app.include_router(legacy.router)
+    app.include_router(v1.router)
+    app.include_router(health.router)
+    add_docs(app)
+    errors.register(app)
+    open_paths = frozenset({DOCS_PATH, app.openapi_url or "", *health.PATHS})
+    document_security(app, open_paths)
+    # The last one added runs first: every request gets an id, a log line and a JSON answer,
+    # refused ones too.
+    app.add_middleware(ApiKeyGate, open_paths=open_paths, open_prefixes=(f"{ASSETS_PATH}/",))
+    app.add_middleware(RequestLimits)
+    app.add_middleware(RequestObservability)
+    return app
+
+
+def exit_at_startup(problem: str) -> NoReturn:
+    """One JSON line on stderr that says what is wrong, then exit: no traceback."""
+    configure_logging()
+    logger.critical(problem)
+    raise SystemExit(STARTUP_FAILURE)
+
+
+def _app_from_environment() -> FastAPI:
     try:
-        yield
-    finally:
-        app.state.store.close()
+        return create_app(load_settings())
+    except ConfigError as exc:
+        exit_at_startup(str(exc))
 
 
-app = FastAPI(
-    title="Kiusys transaction counter",
-    summary="Counts confirmed reservation transactions per flight route.",
-    version="1.0.0",
-    docs_url="/",
-    lifespan=lifespan,
-)
-app.include_router(legacy.router)
-app.include_router(v1.router)
-app.include_router(health.router)
-errors.register(app)
-OPEN_PATHS = open_paths(app, "/healthz", "/readyz", "/metrics")
-document_security(app, OPEN_PATHS)
-# The last one added runs first: every request gets an id and a log line, refused ones too.
-app.add_middleware(ApiKeyGate, open_paths=OPEN_PATHS)
-app.add_middleware(RequestObservability)
+app = _app_from_environment()

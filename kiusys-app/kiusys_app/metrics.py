@@ -38,7 +38,7 @@ IDEMPOTENT_REPLAYS = Counter(
 STORE_ERRORS = Counter(
     "kiusys_store_errors_total",
     "Store calls that failed or had to be retried, by kind: throttled, unavailable, "
-    "conflict_retried.",
+    "misconfigured, conflict_retried.",
     ["kind"],
 )
 
@@ -49,6 +49,16 @@ SQLITE_COMMIT_BATCH = Histogram(
 )
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class StoreMetrics:
+    """The stores' observer: what they report becomes these metrics."""
+
+    def conflict_retried(self) -> None:
+        STORE_ERRORS.labels("conflict_retried").inc()
+
+    def batch_committed(self, size: int) -> None:
+        SQLITE_COMMIT_BATCH.observe(size)
 
 
 def exposition() -> bytes:

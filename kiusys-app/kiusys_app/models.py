@@ -15,6 +15,7 @@ ROUTE_SCHEMA_PATTERN = r"^(?:[A-Za-z]{3}|[A-Za-z][A-Za-z0-9]|[0-9][A-Za-z])[0-9]
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]+$"
+IDEMPOTENCY_KEY_RULE = f"1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters"
 
 
 def normalize_route(value: str) -> str:

@@ -3,7 +3,7 @@
 import io
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -13,11 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
+from kiusys_app.config import Settings
 from kiusys_app.logs import JsonFormatter
 from kiusys_app.stores import CounterStore
 from kiusys_app.stores.dynamodb import DynamoDBStore
 from kiusys_app.stores.sqlite import SQLiteStore
-from tests.support.app import started_app
+from tests.support.app import sqlite_settings, started_app
 from tests.support.aws import KEYS_TABLE, REGION, TABLE, create_tables, dynamodb, scan_all
 from tests.support.processes import moto_server
 
@@ -48,8 +49,15 @@ def aws() -> Iterator[Any]:
         yield client
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[CounterStore]:
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
+) -> AsyncIterator[CounterStore]:
     opened: CounterStore
     if request.param == "sqlite":
         opened = SQLiteStore(tmp_path / "counts.sqlite3", clock=clock)
@@ -59,7 +67,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Itera
             table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION, clock=clock
         )
     yield opened
-    opened.close()
+    await opened.aclose()
 
 
 @pytest.fixture(params=STORES)
@@ -68,14 +76,11 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def client(
-    store_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> Iterator[TestClient]:
+def client(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TestClient]:
     """The app, lifespan included, on a fresh store of each kind."""
     if store_kind == "dynamodb":
         request.getfixturevalue("aws")
-    env = {"KIUSYS_STORE": store_kind, "KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
-    with started_app(monkeypatch, env) as test_client:
+    with started_app(sqlite_settings(tmp_path, store=store_kind)) as test_client:
         yield test_client
 
 
@@ -112,12 +117,9 @@ def moto_tables(moto_url: str) -> Any:
 
 
 @pytest.fixture
-def moto_client(
-    moto_tables: Any, moto_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[TestClient]:
+def moto_client(moto_tables: Any, moto_url: str) -> Iterator[TestClient]:
     """The app on DynamoDB served by the moto server."""
-    env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": moto_url}
-    with started_app(monkeypatch, env) as test_client:
+    with started_app(Settings(store="dynamodb", aws_endpoint_url=moto_url)) as test_client:
         yield test_client
 
 

@@ -175,9 +175,9 @@ def test_swagger_ui_is_served_at_root(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", "/get-transaction/AR1133", "GET, POST"),
-        ("PUT", "/v1/routes/AR1133/transactions", "GET, POST"),
-        ("POST", "/v1/transactions", "GET"),
+        ("DELETE", "/get-transaction/AR1133", "GET, HEAD, POST"),
+        ("PUT", "/v1/routes/AR1133/transactions", "GET, HEAD, POST"),
+        ("POST", "/v1/transactions", "GET, HEAD"),
         ("GET", "/save-transaction/AR1133", "POST"),
     ],
 )

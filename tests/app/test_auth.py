@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from kiusys_app.main import app
-from tests.support.app import started_app
+from kiusys_app.config import Settings
+from tests.support.app import sqlite_settings, started_app
 
 KEYS = ["first-key-0123456789abcdef", "second-key-0123456789abcdef"]
 
@@ -23,17 +23,15 @@ PROTECTED = [
 
 
 @pytest.fixture
-def keyed(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, log_output: io.StringIO
-) -> Iterator[TestClient]:
+def keyed_settings(tmp_path: Path) -> Settings:
     keys_file = tmp_path / "api-keys"
     keys_file.write_text(f"{KEYS[1]}\n")
-    env = {
-        "KIUSYS_API_KEYS": KEYS[0],
-        "KIUSYS_API_KEYS_FILE": str(keys_file),
-        "KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3"),
-    }
-    with started_app(monkeypatch, env) as client:
+    return sqlite_settings(tmp_path, api_keys=KEYS[0], api_keys_file=keys_file)
+
+
+@pytest.fixture
+def keyed(keyed_settings: Settings, log_output: io.StringIO) -> Iterator[TestClient]:
+    with started_app(keyed_settings) as client:
         yield client
 
 
@@ -103,12 +101,10 @@ def test_keys_never_reach_the_logs(keyed: TestClient, log_output: io.StringIO) -
 
 
 def test_without_keys_calls_are_open_and_the_start_up_warns_once(
-    client: TestClient, log_output: io.StringIO
+    tmp_path: Path, log_output: io.StringIO
 ) -> None:
-    assert client.post("/save-transaction/AR1133").status_code == 200
-    # The client fixture started the app before log_output was attached: start it once more.
-    with TestClient(app):
-        client.post("/save-transaction/AR1133")
+    with started_app(sqlite_settings(tmp_path)) as client:
+        assert client.post("/save-transaction/AR1133").status_code == 200
     warnings = [line for line in log_output.getvalue().splitlines() if "no API keys" in line]
     assert len(warnings) == 1
 

@@ -1,27 +1,29 @@
-"""Settings: defaults, and a one-line refusal that names the bad setting."""
+"""Settings: defaults, and a one-line refusal that names the bad setting, before serving."""
 
+import json
 import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from kiusys_app.config import ConfigError, Settings, StoreKind, get_settings, load_api_keys
-from kiusys_app.main import app
+from kiusys_app.config import (
+    ConfigError,
+    Settings,
+    StoreKind,
+    check_sqlite_path,
+    load_api_keys,
+    load_settings,
+)
+from tests.support.app import sqlite_settings, started_app
 from tests.support.processes import REPO_ROOT, free_port
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings() -> None:
-    get_settings.cache_clear()
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    settings = get_settings()
+    settings = load_settings()
     assert settings.store is StoreKind.SQLITE
     assert settings.table_name == "flights-db"
     assert settings.idempotency_table_name == "flights-db-idempotency"
@@ -53,7 +55,7 @@ def test_bad_value_is_refused_naming_the_setting(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=f"^invalid setting {name}: ") as raised:
-        get_settings()
+        load_settings()
     assert "\n" not in str(raised.value)
 
 
@@ -62,44 +64,106 @@ def test_dynamodb_needs_a_region(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     with pytest.raises(ConfigError, match="AWS_REGION"):
-        get_settings()
+        load_settings()
 
 
-def test_server_refuses_to_start_on_a_bad_value() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "kiusys_app.main:app", "--port", str(free_port())],
+def test_sqlite_path_under_a_file_is_refused_naming_setting_and_path(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / "a-file" / "db" / "counts.sqlite3"
+    with pytest.raises(ConfigError, match=r"^invalid setting KIUSYS_SQLITE_PATH: ") as raised:
+        check_sqlite_path(Settings(sqlite_path=path))
+    assert str(path) in str(raised.value)
+    assert "is not a directory" in str(raised.value)
+    assert not (tmp_path / "db").exists(), "the check creates nothing"
+
+
+def test_sqlite_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="it is a directory"):
+        check_sqlite_path(Settings(sqlite_path=tmp_path))
+
+
+def test_a_new_sqlite_path_in_a_writable_directory_is_accepted(tmp_path: Path) -> None:
+    check_sqlite_path(Settings(sqlite_path=tmp_path / "new" / "dirs" / "counts.sqlite3"))
+    assert not (tmp_path / "new").exists()
+
+
+def test_sqlite_path_is_not_checked_for_dynamodb(tmp_path: Path) -> None:
+    check_sqlite_path(Settings(store="dynamodb", sqlite_path=tmp_path))
+
+
+def start_uvicorn(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The real `uvicorn` command, as the image runs it, with only `env` set."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("uvicorn")),
+            "kiusys_app.main:app",
+            "--port",
+            str(free_port()),
+        ],
         cwd=REPO_ROOT,
-        env={"KIUSYS_STORE": "postgres", "PATH": ""},
+        env={"PATH": "", **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert result.returncode != 0
-    assert "invalid setting KIUSYS_STORE: Input should be 'sqlite' or 'dynamodb'" in result.stderr
 
 
-def test_log_names_the_store(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"KIUSYS_STORE": "postgres"},
+            "invalid setting KIUSYS_STORE: Input should be 'sqlite' or 'dynamodb'",
+        ),
+        (
+            {"KIUSYS_SQLITE_PATH": "{tmp}/a-file/counts.sqlite3"},
+            "invalid setting KIUSYS_SQLITE_PATH: {tmp}/a-file/counts.sqlite3: "
+            "{tmp}/a-file is not a directory",
+        ),
+        (
+            {"KIUSYS_API_KEYS_FILE": "{tmp}/missing"},
+            "invalid setting KIUSYS_API_KEYS_FILE: cannot read it (No such file or directory)",
+        ),
+        (
+            {"KIUSYS_API_KEYS": "short"},
+            "invalid setting KIUSYS_API_KEYS: every key needs at least 16",
+        ),
+    ],
+    ids=["store", "sqlite-path", "keys-file", "weak-key"],
+)
+def test_server_refuses_to_start_with_one_json_line(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    env = {name: value.format(tmp=tmp_path) for name, value in env.items()}
+    result = start_uvicorn(env)
+    assert result.returncode == 3, "uvicorn's start-up failure code: its supervisor stops too"
+    (line,) = result.stderr.splitlines()
+    logged = json.loads(line)
+    assert logged["level"] == "critical"
+    assert logged["message"].startswith(expected.format(tmp=tmp_path))
+    assert "Traceback" not in result.stderr
+
+
+def test_log_names_the_store(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("kiusys_app")
     logger.addHandler(caplog.handler)
     try:
-        with TestClient(app):
+        with started_app(sqlite_settings(tmp_path)):
             pass
     finally:
         logger.removeHandler(caplog.handler)
     assert any(r.getMessage().startswith("using store sqlite: ") for r in caplog.records)
 
 
-def test_api_keys_come_from_the_list_and_the_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_api_keys_come_from_the_list_and_the_file(tmp_path: Path) -> None:
     keys_file = tmp_path / "api-keys"
     keys_file.write_text(
         "# rotated 2026-11\nkey-from-file-0123456789\n\n  second-file-key-0123  \n"
     )
-    monkeypatch.setenv("KIUSYS_API_KEYS", " key-from-env-0123456789 ,")
-    monkeypatch.setenv("KIUSYS_API_KEYS_FILE", str(keys_file))
-    assert load_api_keys(get_settings()) == {
+    settings = Settings(api_keys=" key-from-env-0123456789 ,", api_keys_file=keys_file)
+    assert load_api_keys(settings) == {
         "key-from-env-0123456789",
         "key-from-file-0123456789",
         "second-file-key-0123",
@@ -107,22 +171,16 @@ def test_api_keys_come_from_the_list_and_the_file(
 
 
 def test_no_api_keys_by_default() -> None:
-    assert load_api_keys(get_settings()) == frozenset()
+    assert load_api_keys(load_settings()) == frozenset()
 
 
 @pytest.mark.parametrize("keys", ["short", "has a space in it 0123", "nön-ascii-key-0123456"])
-def test_weak_api_keys_are_refused_without_echoing_them(
-    monkeypatch: pytest.MonkeyPatch, keys: str
-) -> None:
-    monkeypatch.setenv("KIUSYS_API_KEYS", keys)
+def test_weak_api_keys_are_refused_without_echoing_them(keys: str) -> None:
     with pytest.raises(ConfigError, match=r"^invalid setting KIUSYS_API_KEYS: ") as raised:
-        load_api_keys(get_settings())
+        load_api_keys(Settings(api_keys=keys))
     assert keys not in str(raised.value)
 
 
-def test_unreadable_api_keys_file_is_refused(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("KIUSYS_API_KEYS_FILE", str(tmp_path / "missing"))
+def test_unreadable_api_keys_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^invalid setting KIUSYS_API_KEYS_FILE: cannot read"):
-        load_api_keys(get_settings())
+        load_api_keys(Settings(api_keys_file=tmp_path / "missing"))

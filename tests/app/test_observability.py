@@ -7,7 +7,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from kiusys_app.stores import StoreUnavailable
+from kiusys_app.stores import StoreError, StoreErrorKind
 from tests.support.app import metric
 
 RECORD = "/save-transaction/{flight_route}"
@@ -69,8 +69,8 @@ def test_store_errors_are_logged_with_the_request_id(
     client: TestClient, log_output: io.StringIO, store_kind: str
 ) -> None:
     class Broken:
-        async def aget(self, route: str) -> int:
-            raise StoreUnavailable("injected", kind="throttled")
+        async def get(self, route: str) -> int:
+            raise StoreError(StoreErrorKind.THROTTLED, "injected")
 
     original = client.app.state.store  # type: ignore[attr-defined]
     client.app.state.store = Broken()  # type: ignore[attr-defined]

@@ -2,18 +2,25 @@
 response as the schema says (status codes, headers, bodies, content types)."""
 
 import itertools
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
-from kiusys_app.main import app
-from tests.support.app import started_app
+from kiusys_app.main import create_app
+from tests.support.app import sqlite_settings
 
 API_KEY = "fuzz-key-0123456789abcdef"
 EXAMPLES_PER_OPERATION = 100
 
+# The app is built at import, as schemathesis reads its schema then; its database is a
+# throwaway file that the module fixture removes.
+_database_dir = tempfile.TemporaryDirectory(prefix="kiusys-fuzz-")
+app = create_app(sqlite_settings(Path(_database_dir.name), api_keys=API_KEY))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
@@ -44,11 +51,9 @@ _unique = itertools.count()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The lifespan runs once, with keys set, on a throwaway SQLite file."""
-    database = tmp_path_factory.mktemp("fuzz") / "fuzz.sqlite3"
-    env = {"KIUSYS_API_KEYS": API_KEY, "KIUSYS_SQLITE_PATH": str(database)}
-    with pytest.MonkeyPatch.context() as patch, started_app(patch, env):
+def running_app() -> Iterator[None]:
+    """The lifespan runs once, with keys set, on the throwaway SQLite file."""
+    with _database_dir, TestClient(app):
         yield
 
 

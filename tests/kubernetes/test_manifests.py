@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from kiusys_app.api.routes.health import LIVENESS_PATH, READINESS_PATH
 from kiusys_app.main import app
 from tests.kubernetes.conftest import Manifest, find, variable_default
-from tests.support.app import started_app
+from tests.support.app import sqlite_settings, started_app
 from tests.support.processes import REPO_ROOT
 
 RECOMMENDED_LABELS = {
@@ -125,8 +126,9 @@ def test_app_pod_probes_token_and_shutdown(rendered: list[Manifest]) -> None:
     pod = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]["spec"]
     container = app_container(rendered)
     assert pod["automountServiceAccountToken"] is False
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # The app defines the probe paths once; the manifest must name the same ones.
+    assert container["readinessProbe"]["httpGet"]["path"] == READINESS_PATH
+    assert container["livenessProbe"]["httpGet"]["path"] == LIVENESS_PATH
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert 0 < pre_stop < pod["terminationGracePeriodSeconds"]
     keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
@@ -267,16 +269,13 @@ def test_api_keys_come_from_a_required_secret_file(rendered: list[Manifest]) -> 
     assert config["data"]["KIUSYS_API_KEYS_FILE"] == f"{mount['mountPath']}/{item['path']}"
 
 
-def test_pods_carry_the_scrape_annotations(
-    rendered: list[Manifest], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_pods_carry_the_scrape_annotations(rendered: list[Manifest], tmp_path: Path) -> None:
     template = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]
     annotations = template["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     ports = {str(p["containerPort"]) for p in app_container(rendered)["ports"]}
     assert annotations["prometheus.io/port"] in ports
-    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
-    with started_app(monkeypatch, env) as client:
+    with started_app(sqlite_settings(tmp_path)) as client:
         scraped = client.get(annotations["prometheus.io/path"])
     assert scraped.status_code == 200
     assert "kiusys_http_requests_total" in scraped.text

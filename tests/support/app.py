@@ -1,27 +1,28 @@
-"""The service in-process, with settings of the test's choosing, and its metrics."""
+"""The service in-process, built from the test's own settings, and its metrics."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from kiusys_app.config import get_settings
-from kiusys_app.main import app
+from kiusys_app.config import Settings
+from kiusys_app.main import create_app
+
+
+def sqlite_settings(directory: Path, **values: Any) -> Settings:
+    """Settings with the embedded store's file in `directory` (and the store SQLite, unless
+    `values` say otherwise)."""
+    return Settings(**{"store": "sqlite", "sqlite_path": directory / "counts.sqlite3", **values})
 
 
 @contextmanager
-def started_app(patch: pytest.MonkeyPatch, env: Mapping[str, str]) -> Iterator[TestClient]:
-    """The app with `env` set, its lifespan running; the cached settings are read afresh."""
-    for name, value in env.items():
-        patch.setenv(name, value)
-    get_settings.cache_clear()
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        get_settings.cache_clear()
+def started_app(settings: Settings) -> Iterator[TestClient]:
+    """The app for `settings`, its lifespan running."""
+    with TestClient(create_app(settings)) as client:
+        yield client
 
 
 def metric(name: str, **labels: str) -> float:

@@ -14,12 +14,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from tests.support.aws import FAKE_CREDENTIALS
 from tests.support.processes import REPO_ROOT, Emulator, free_port, wait_until_up
-from tests.support.terraform import ROOTS, Workspace
+from tests.support.terraform import ROOTS, TerraformError, Workspace
 
-STATE_DIR = REPO_ROOT / ".local-aws"
+# Where the emulator's state, certificate and Terraform copies live (a test points it elsewhere).
+STATE_DIR = Path(os.environ.get("KIUSYS_LOCAL_AWS_DIR", REPO_ROOT / ".local-aws"))
 PID_FILE = STATE_DIR / "moto.pid"
 
 
@@ -50,12 +53,17 @@ def up() -> None:
             start_new_session=True,
         )
     PID_FILE.write_text(str(process.pid))
-    wait_until_up(f"{emulator.url}/moto-api/", process, emulator.ca_bundle)
-    workspace = Workspace(STATE_DIR / "roots", emulator)
-    for root in ROOTS:
-        print(f"applying {root}/ ...", flush=True)
-        workspace.init(root)
-        workspace.apply(root)
+    root = "the emulator"
+    try:
+        wait_until_up(f"{emulator.url}/moto-api/", process, emulator.ca_bundle)
+        workspace = Workspace(STATE_DIR / "roots", emulator)
+        for root in ROOTS:
+            print(f"applying {root}/ ...", flush=True)
+            workspace.init(root)
+            workspace.apply(root)
+    except (TerraformError, RuntimeError, TimeoutError) as exc:
+        down()
+        sys.exit(f"local-aws failed at {root}, so it stopped the emulator it started:\n{exc}")
     exports = {
         "KIUSYS_STORE": "dynamodb",
         "AWS_ENDPOINT_URL": emulator.url,
@@ -67,10 +75,26 @@ def up() -> None:
     print("make run\n\nStop it with: make local-aws-down")
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` is still there; reaps it when it is this process's own child."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def down() -> None:
     if PID_FILE.exists():
+        pid = int(PID_FILE.read_text())
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(PID_FILE.read_text()), signal.SIGTERM)
+            os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and _running(pid):
+                time.sleep(0.1)
     shutil.rmtree(STATE_DIR, ignore_errors=True)
     print("local-aws stopped and cleaned up")
 

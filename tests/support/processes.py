@@ -108,6 +108,16 @@ def moto_server(cert_dir: Path | None = None) -> Iterator[Emulator]:
         yield emulator
 
 
+@contextmanager
+def dynamodb_standin() -> Iterator[str]:
+    """The DynamoDB stand-in (tests/support/dynamodb_standin.py) on a free loopback port."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "tests.support.dynamodb_standin", "--port", str(port)]
+    with running(args, f"{url}/"):
+        yield url
+
+
 @dataclass(frozen=True)
 class AppServer:
     url: str
@@ -116,16 +126,20 @@ class AppServer:
 
 @contextmanager
 def app_process(
-    env: Mapping[str, str], workers: int = 1, log: Path | None = None
+    env: Mapping[str, str],
+    workers: int = 1,
+    log: Path | None = None,
+    ready_path: str = "/readyz",
 ) -> Iterator[AppServer]:
-    """The service under uvicorn, with its own settings, on a free loopback port."""
+    """The service under uvicorn, with its own settings, on a free loopback port; up once
+    `ready_path` answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [
         sys.executable, "-m", "uvicorn", "kiusys_app.main:app",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
-    with running(args, f"{url}/readyz", env, log=log) as process:
+    with running(args, f"{url}{ready_path}", env, log=log) as process:
         yield AppServer(url, process)
 
 

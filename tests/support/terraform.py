@@ -7,8 +7,10 @@ endpoints, and resolves hashicorp/aws from a local provider mirror when the mach
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,24 @@ class TerraformError(RuntimeError):
     pass
 
 
+# What moto, not the configuration, makes fail under load: a call that took effect but whose
+# answer came too late (the provider's retry then finds what it made: RouteAlreadyExists), the
+# emulator's own 500s, and dropped connections.
+EMULATOR_HICCUP = re.compile(
+    r"RouteAlreadyExists|InternalFailure|InternalError|StatusCode: 5\d\d|"
+    r"connection reset by peer|connection refused|unexpected EOF",
+    re.IGNORECASE,
+)
+
+
+def _check(root: str, args: tuple[str, ...], result: subprocess.CompletedProcess[str]) -> None:
+    if result.returncode != 0:
+        raise TerraformError(
+            f"terraform {' '.join(args)} in {root} exited {result.returncode}:\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+        )
+
+
 @dataclass
 class Workspace:
     """Copies of the roots, wired to one emulator endpoint."""
@@ -167,12 +187,22 @@ class Workspace:
             text=True,
             check=False,
         )
-        if check and result.returncode != 0:
-            raise TerraformError(
-                f"terraform {' '.join(args)} in {root} exited {result.returncode}:\n"
-                f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
-            )
+        if check:
+            _check(root, args, result)
         return result
+
+    def apply(self, root: str, *variables: str) -> None:
+        """`apply`, and once more if the emulator, not the configuration, failed it.
+
+        `make local-aws` and the e2e suite share this, so one hiccup of a loaded emulator
+        fails neither; a second failure does.
+        """
+        args = ("apply", "-auto-approve", "-no-color", *(f"-var={v}" for v in variables))
+        result = self.run(root, *args, check=False)
+        if result.returncode != 0 and EMULATOR_HICCUP.search(result.stderr):
+            print(f"{root}: the emulator failed the apply; trying once more", file=sys.stderr)
+            result = self.run(root, *args, check=False)
+        _check(root, args, result)
 
     def init(self, root: str) -> None:
         if root == "s3-backends":
@@ -188,9 +218,6 @@ class Workspace:
             f"-backend-config={backend}",
             f"-backend-config={self.directory / 'emulator-backend.hcl'}",
         )
-
-    def apply(self, root: str, *variables: str) -> None:
-        self.run(root, "apply", "-auto-approve", "-no-color", *(f"-var={v}" for v in variables))
 
     def destroy(self, root: str, *variables: str) -> None:
         self.run(root, "destroy", "-auto-approve", "-no-color", *(f"-var={v}" for v in variables))

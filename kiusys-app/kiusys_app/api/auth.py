@@ -38,12 +38,6 @@ UNAUTHORIZED_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def open_paths(app: FastAPI, *extra: str) -> frozenset[str]:
-    """The paths anyone may call: the docs, the schema, and `extra` (probes, metrics)."""
-    docs = (app.docs_url, app.openapi_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
-    return frozenset(path for path in (*docs, *extra) if path)
-
-
 def key_is_valid(presented: str, keys: frozenset[str]) -> bool:
     """Compare against every key in constant time, so timing reveals neither key nor position."""
     candidate = presented.encode()
@@ -62,14 +56,23 @@ def presented_key(headers: Headers) -> str | None:
 
 
 class ApiKeyGate:
-    """Refuses, with 401, a request to a closed path without a valid key, once keys are set."""
+    """Refuses, with 401, a request to a closed path without a valid key, once keys are set.
 
-    def __init__(self, app: ASGIApp, open_paths: frozenset[str]) -> None:
+    Open are the paths in `open_paths` and every path under one of `open_prefixes`.
+    """
+
+    def __init__(
+        self, app: ASGIApp, open_paths: frozenset[str], open_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
+
+    def _is_open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self.open_paths:
+        if scope["type"] == "http" and not self._is_open(scope["path"]):
             keys: frozenset[str] = scope["app"].state.api_keys
             presented = presented_key(Headers(scope=scope)) if keys else None
             if keys and (presented is None or not key_is_valid(presented, keys)):

@@ -7,6 +7,7 @@ from fastapi import Depends, Header, Path, Request
 from kiusys_app.models import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     IDEMPOTENCY_KEY_PATTERN,
+    IDEMPOTENCY_KEY_RULE,
     ROUTE_RULE,
     FlightRoute,
 )
@@ -29,8 +30,8 @@ IdempotencyKey = Annotated[
         max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
         pattern=IDEMPOTENCY_KEY_PATTERN,
         description=(
-            "Optional; up to 255 printable ASCII characters. A repeat for the same route within "
-            "24 hours counts nothing and is answered with `Idempotent-Replayed: true`."
+            f"Optional; {IDEMPOTENCY_KEY_RULE}. A repeat for the same route within 24 hours "
+            "counts nothing and is answered with `Idempotent-Replayed: true`."
         ),
     ),
 ]
@@ -38,7 +39,10 @@ IdempotencyKey = Annotated[
 # Documented on every route that touches the store.
 STORE_RESPONSES: dict[int | str, dict[str, object]] = {
     503: {
-        "description": "The store is throttled or unavailable; retry after `Retry-After` seconds.",
+        "description": (
+            "The store is throttled or unavailable: retry after `Retry-After` seconds. Without "
+            "`Retry-After`, this instance cannot use its store until its operator fixes it."
+        ),
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     }
 }

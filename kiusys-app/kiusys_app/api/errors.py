@@ -1,42 +1,86 @@
-"""Domain errors mapped to HTTP, in one place."""
+"""Every error answer, in one place: JSON in FastAPI's `{"detail": ...}` shape.
+
+Store errors by kind: a transient one is 503 with `Retry-After`; a misconfigured store is 503
+without it, and one log line tells the operator the cause. Neither body names a table or an ARN.
+Unexpected errors become a JSON 500 in `RequestObservability`, the outermost middleware.
+"""
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
 from kiusys_app.metrics import STORE_ERRORS
-from kiusys_app.stores import IdempotencyKeyMismatch, StoreUnavailable
+from kiusys_app.models import IDEMPOTENCY_KEY_RULE
+from kiusys_app.stores import IdempotencyKeyMismatch, StoreError
 
 logger = logging.getLogger(__name__)
 
+TRANSIENT_DETAIL = "the store is busy or unavailable; retry later"
+MISCONFIGURED_DETAIL = "this service cannot use its store until its operator fixes the setup"
+RETRY_AFTER_SECONDS = 1
+# A 422 echoes at most this much of the bad input back.
+MAX_ECHOED_INPUT = 100
+_IDEMPOTENCY_KEY_LOC = ("header", "Idempotency-Key")
 
-async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StoreUnavailable)
-    STORE_ERRORS.labels(exc.kind).inc()
-    logger.warning(
-        "store %s: %s", exc.kind, exc.reason, extra={"store": exc.kind, "error": exc.reason}
-    )
+
+async def store_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StoreError)
+    STORE_ERRORS.labels(exc.kind.value).inc()
+    fields = {
+        "store": exc.kind.value,
+        "error": exc.reason,
+        "table": exc.table,
+        "operation": exc.operation,
+    }
+    if exc.kind.transient:
+        logger.warning("store %s", exc.kind.value, extra=fields)
+        return JSONResponse(
+            {"detail": TRANSIENT_DETAIL},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    logger.error("store misconfigured: %s", exc.reason, extra=fields)
     return JSONResponse(
-        {"detail": "the store is busy or unavailable; retry later"},
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": str(exc.retry_after)},
+        {"detail": MISCONFIGURED_DETAIL}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
     )
 
 
 async def idempotency_key_mismatch(request: Request, exc: Exception) -> JSONResponse:
     # The same shape as FastAPI's own 422s, which the schema documents.
-    error = {
-        "loc": ["header", "Idempotency-Key"],
-        "msg": str(exc),
-        "type": "idempotency_key_reused",
-    }
+    error = {"loc": list(_IDEMPOTENCY_KEY_LOC), "msg": str(exc), "type": "idempotency_key_reused"}
     return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-# Methods a route may answer; OPTIONS and TRACE are never routed here.
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+def _readable(error: dict[str, Any]) -> dict[str, Any]:
+    """One validation error with a plain-words message and a bounded echo of the input."""
+    error = dict(error)
+    if tuple(error.get("loc", ())) == _IDEMPOTENCY_KEY_LOC:
+        error["msg"] = f"an Idempotency-Key is {IDEMPOTENCY_KEY_RULE}"
+        error.pop("ctx", None)
+    if "error" in error.get("ctx", {}):  # an exception object, which JSON shows as {}
+        error.pop("ctx")
+    value = error.get("input")
+    if isinstance(value, str) and len(value) > MAX_ECHOED_INPUT:
+        error["input"] = value[:MAX_ECHOED_INPUT] + "..."
+    return error
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [_readable(error) for error in exc.errors()]
+    return JSONResponse(
+        {"detail": jsonable_encoder(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+# Methods a route may answer; OPTIONS and TRACE are never routed here. HEAD is answered wherever
+# GET is (see `RequestLimits`).
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
@@ -48,6 +92,8 @@ async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
         for method in _METHODS
         if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
     ]
+    if "GET" in allowed:
+        allowed.insert(1, "HEAD")
     return JSONResponse(
         {"detail": "Method Not Allowed"},
         status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
@@ -57,5 +103,6 @@ async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
 
 def register(app: FastAPI) -> None:
     app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed)
-    app.add_exception_handler(StoreUnavailable, store_unavailable)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StoreError, store_error)
     app.add_exception_handler(IdempotencyKeyMismatch, idempotency_key_mismatch)

@@ -1,9 +1,14 @@
-"""One pure ASGI middleware that gives every request an id, a JSON log line and metrics."""
+"""One pure ASGI middleware that gives every request an id, a JSON log line and metrics.
+
+It is the outermost layer, so it also turns any unexpected error into a JSON 500 that carries
+the request id, and logs that error once, traceback included, as one JSON line.
+"""
 
 import logging
 import time
 
 from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiusys_app.logs import request_id_from, request_id_var
@@ -29,11 +34,13 @@ class RequestObservability:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        responding = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
                 status = message["status"]
+                responding = True
                 message["headers"] = [
                     *message.get("headers", []),
                     (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
@@ -42,6 +49,11 @@ class RequestObservability:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unexpected error", extra={"method": scope["method"]})
+            if not responding:
+                body = {"detail": "internal error", "request_id": request_id}
+                await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

@@ -4,7 +4,16 @@ from kiusys_app.stores.base import (
     CounterStore,
     IdempotencyKeyMismatch,
     RecordResult,
-    StoreUnavailable,
+    StoreError,
+    StoreErrorKind,
+    StoreObserver,
 )
 
-__all__ = ["CounterStore", "IdempotencyKeyMismatch", "RecordResult", "StoreUnavailable"]
+__all__ = [
+    "CounterStore",
+    "IdempotencyKeyMismatch",
+    "RecordResult",
+    "StoreError",
+    "StoreErrorKind",
+    "StoreObserver",
+]

@@ -1,10 +1,9 @@
-"""The store interface that both implementations honour."""
+"""The store interface that both implementations honour, and the errors they raise."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
-
-from anyio import to_thread
 
 # How long an idempotency key is remembered.
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
@@ -16,17 +15,37 @@ class RecordResult:
     replayed: bool = False
 
 
-class StoreUnavailable(Exception):
-    """The store did not answer, or asked us to slow down. Safe to retry.
+class StoreErrorKind(StrEnum):
+    """Why a store call failed, which decides what a caller may do about it."""
 
-    `kind` is "throttled" when the store refused for load, "unavailable" otherwise.
-    """
+    # Transient: the store asked us to slow down. A retry after a pause will do.
+    THROTTLED = "throttled"
+    # Transient: a timeout, a lost connection, a server-side error. A retry will do.
+    UNAVAILABLE = "unavailable"
+    # Retrying cannot help: missing rights or tables, or an endpoint that is not the store.
+    MISCONFIGURED = "misconfigured"
 
-    def __init__(self, reason: str, kind: str = "unavailable", retry_after: int = 1) -> None:
+    @property
+    def transient(self) -> bool:
+        return self is not StoreErrorKind.MISCONFIGURED
+
+
+class StoreError(Exception):
+    """A store call failed. `reason` and `table` are for the operator's log, not for clients."""
+
+    def __init__(
+        self,
+        kind: StoreErrorKind,
+        reason: str,
+        *,
+        table: str | None = None,
+        operation: str | None = None,
+    ) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.kind = kind
-        self.retry_after = retry_after
+        self.reason = reason
+        self.table = table
+        self.operation = operation
 
 
 class IdempotencyKeyMismatch(Exception):
@@ -37,14 +56,28 @@ class IdempotencyKeyMismatch(Exception):
         self.key_route = key_route
 
 
+class StoreObserver(Protocol):
+    """What a store reports as it works, for metrics; the stores know nothing of Prometheus."""
+
+    def conflict_retried(self) -> None:
+        """A transaction was cancelled by a concurrent one and is tried again."""
+
+    def batch_committed(self, size: int) -> None:
+        """`size` record calls shared one transaction and one commit."""
+
+
+class NullObserver:
+    def conflict_retried(self) -> None:
+        pass
+
+    def batch_committed(self, size: int) -> None:
+        pass
+
+
 class CounterStore(Protocol):
-    """Counts transactions per route.
+    """Counts transactions per route. Every call is a coroutine; none blocks the event loop."""
 
-    The plain methods block and are thread-safe; the `a`-prefixed coroutines do the same for
-    callers on an event loop, without blocking it.
-    """
-
-    def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
+    async def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
         """Count one transaction on `route` and return the new count.
 
         With a key, a repeat of the key for the same route within the TTL counts nothing and
@@ -53,52 +86,16 @@ class CounterStore(Protocol):
         """
         ...
 
-    def get(self, route: str) -> int:
+    async def get(self, route: str) -> int:
         """The route's count, 0 when it has never been recorded."""
         ...
 
-    def get_many(self, routes: Sequence[str]) -> dict[str, int]:
+    async def get_many(self, routes: Sequence[str]) -> dict[str, int]:
         """Counts of several distinct routes."""
         ...
 
-    def ping(self) -> None:
-        """Raise StoreUnavailable when the store cannot answer."""
+    async def ping(self) -> None:
+        """Raise StoreError unless every table answers with the service's own rights."""
         ...
 
-    def close(self) -> None: ...
-
-    async def arecord(self, route: str, idempotency_key: str | None = None) -> RecordResult: ...
-
-    async def aget(self, route: str) -> int: ...
-
-    async def aget_many(self, routes: Sequence[str]) -> dict[str, int]: ...
-
-    async def aping(self) -> None: ...
-
-
-class _Blocking(Protocol):
-    def record(self, route: str, idempotency_key: str | None = None) -> RecordResult: ...
-
-    def get(self, route: str) -> int: ...
-
-    def get_many(self, routes: Sequence[str]) -> dict[str, int]: ...
-
-    def ping(self) -> None: ...
-
-
-class ThreadedCoroutines:
-    """The coroutines of a store whose client blocks: each call runs in the thread pool."""
-
-    async def arecord(
-        self: _Blocking, route: str, idempotency_key: str | None = None
-    ) -> RecordResult:
-        return await to_thread.run_sync(self.record, route, idempotency_key)
-
-    async def aget(self: _Blocking, route: str) -> int:
-        return await to_thread.run_sync(self.get, route)
-
-    async def aget_many(self: _Blocking, routes: Sequence[str]) -> dict[str, int]:
-        return await to_thread.run_sync(self.get_many, routes)
-
-    async def aping(self: _Blocking) -> None:
-        await to_thread.run_sync(self.ping)
+    async def aclose(self) -> None: ...

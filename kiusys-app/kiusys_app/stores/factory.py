@@ -3,12 +3,12 @@
 import logging
 
 from kiusys_app.config import Settings, StoreKind
-from kiusys_app.stores.base import CounterStore
+from kiusys_app.stores.base import CounterStore, StoreObserver
 
 logger = logging.getLogger(__name__)
 
 
-def open_store(settings: Settings) -> CounterStore:
+def open_store(settings: Settings, observer: StoreObserver) -> CounterStore:
     if settings.store is StoreKind.DYNAMODB:
         from kiusys_app.stores.dynamodb import DynamoDBStore
 
@@ -24,8 +24,9 @@ def open_store(settings: Settings) -> CounterStore:
             idempotency_table_name=settings.idempotency_table_name,
             region=settings.aws_region,
             endpoint_url=settings.aws_endpoint_url,
+            observer=observer,
         )
     from kiusys_app.stores.sqlite import SQLiteStore
 
     logger.info("using store sqlite: %s", settings.sqlite_path.resolve())
-    return SQLiteStore(settings.sqlite_path)
+    return SQLiteStore(settings.sqlite_path, observer=observer)

@@ -19,7 +19,7 @@ async def save_transaction(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, int]:
-    result = await store.arecord(flight_route, idempotency_key)
+    result = await store.record(flight_route, idempotency_key)
     account_for(response, result)
     return {flight_route: result.count}
 
@@ -31,4 +31,4 @@ async def save_transaction(
     operation_id="get_transaction_post",
 )
 async def get_transaction(flight_route: RoutePath, store: StoreDep) -> dict[str, int]:
-    return {flight_route: await store.aget(flight_route)}
+    return {flight_route: await store.get(flight_route)}

@@ -30,14 +30,14 @@ async def record_transaction(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> RouteCount:
-    result = await store.arecord(route, idempotency_key)
+    result = await store.record(route, idempotency_key)
     account_for(response, result)
     return RouteCount(route=route, transactions=result.count)
 
 
 @router.get("/routes/{route}/transactions", summary="Check a route's count")
 async def get_transactions(route: RoutePath, store: StoreDep) -> RouteCount:
-    return RouteCount(route=route, transactions=await store.aget(route))
+    return RouteCount(route=route, transactions=await store.get(route))
 
 
 @router.get("/transactions", summary="Check several routes at once")
@@ -52,4 +52,4 @@ async def get_many_transactions(
     ],
     store: StoreDep,
 ) -> dict[str, int]:
-    return await store.aget_many(list(dict.fromkeys(route)))
+    return await store.get_many(list(dict.fromkeys(route)))

@@ -1,0 +1,87 @@
+"""HTTP rules that no route should have to know: request size limits, and HEAD.
+
+- Request headers over 16 KiB in total are refused with 431, before any route or store call.
+- A body over 1 KiB is refused with 413. No route reads a body; a small one is ignored.
+- HEAD is answered as GET would be, without the body, wherever GET is.
+"""
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_HEADER_BYTES = 16 * 1024
+MAX_BODY_BYTES = 1024
+
+
+def _headers_size(scope: Scope) -> int:
+    return sum(len(name) + len(value) for name, value in scope["headers"])
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bool]:
+    """The body's messages, up to just past `limit` bytes; and whether it went past."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        size += len(message.get("body", b""))
+        if size > limit:
+            return messages, True
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages, False
+
+
+class RequestLimits:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _headers_size(scope) > MAX_HEADER_BYTES:
+            await self._refuse(scope, receive, send, 431, f"headers over {MAX_HEADER_BYTES} bytes")
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            await self._refuse(scope, receive, send, 413, f"a body over {MAX_BODY_BYTES} bytes")
+            return
+        if length is None and "chunked" in headers.get("transfer-encoding", "").lower():
+            messages, too_large = await _read_body(receive, MAX_BODY_BYTES)
+            if too_large:
+                await self._refuse(scope, receive, send, 413, f"a body over {MAX_BODY_BYTES} bytes")
+                return
+            receive = _replay(messages, receive)
+        if scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        # The server keeps its own view of HEAD (no body goes out); the app sees a GET.
+        as_get = {**scope, "method": "GET"}
+        await self.app(as_get, receive, _without_body(send))
+        if "route" in as_get:  # for the access log and metrics of the outer middleware
+            scope["route"] = as_get["route"]
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, what: str) -> None:
+        response = JSONResponse({"detail": f"this service refuses requests with {what}"}, status)
+        await response(scope, receive, send)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that hands out the messages already read, then reads on."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+def _without_body(send: Send) -> Send:
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head

@@ -1,0 +1,258 @@
+"""One error contract: every answer that is not 2xx is JSON with the request id; store errors
+by kind; readiness that means "can serve every call"; request limits; HEAD; Swagger offline.
+
+The store faults come from real HTTP peers: the DynamoDB stand-in answering as DynamoDB's error
+protocol does (or as a proxy's HTML page), and moto with a table missing.
+"""
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from kiusys_app.api.errors import MISCONFIGURED_DETAIL, TRANSIENT_DETAIL
+from kiusys_app.api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES
+from kiusys_app.stores import StoreError, StoreErrorKind
+from tests.support.aws import TABLE, create_tables, dynamodb
+from tests.support.processes import AppServer, app_process, dynamodb_standin
+
+RECORD = "/v1/routes/AR1133/transactions"
+
+
+class Served:
+    """The service under uvicorn on DynamoDB at the stand-in, and what it wrote to stderr."""
+
+    def __init__(self, server: AppServer, standin: str, log: Path) -> None:
+        self.url = server.url
+        self.standin = standin
+        self.log = log
+        self._seen = 0
+
+    def answer(self, answer: dict[str, Any]) -> None:
+        httpx.put(f"{self.standin}/_standin/answer", json=answer).raise_for_status()
+
+    def new_lines(self) -> list[dict[str, Any]]:
+        """Every stderr line since the last call; each must be one JSON object."""
+        lines = self.log.read_text().splitlines()[self._seen :]
+        self._seen += len(lines)
+        return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    log = tmp_path_factory.mktemp("served") / "stderr.log"
+    with dynamodb_standin() as standin:
+        env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": standin}
+        with app_process(env, log=log) as server:
+            yield Served(server, standin, log)
+
+
+@pytest.fixture
+def stand_in(served: Served) -> Iterator[Served]:
+    """The served app with a fresh log position; the stand-in answers success again after."""
+    served.new_lines()
+    yield served
+    served.answer({})
+
+
+MISCONFIGURED = {
+    "access-denied": {"status": 400, "error": "AccessDeniedException"},
+    "no-table": {"status": 400, "error": "ResourceNotFoundException"},
+    "proxy-404": {"status": 404, "content_type": "text/html", "body": "<h1>Not Found</h1>"},
+    "proxy-501": {"status": 501, "content_type": "text/html", "body": "<h1>Not Impl.</h1>"},
+    "html-200": {"status": 200, "content_type": "text/html", "body": "<h1>Welcome</h1>"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answer", MISCONFIGURED.values(), ids=MISCONFIGURED.keys())
+@pytest.mark.parametrize("headers", [{}, {"Idempotency-Key": "order-1"}], ids=["plain", "keyed"])
+def test_a_misconfigured_store_is_503_without_retry_after_and_not_ready(
+    stand_in: Served, answer: dict[str, Any], headers: dict[str, str]
+) -> None:
+    stand_in.answer(answer)
+    response = httpx.post(f"{stand_in.url}{RECORD}", headers=headers)
+    assert response.status_code == 503
+    assert response.json() == {"detail": MISCONFIGURED_DETAIL}
+    assert "Retry-After" not in response.headers, "a retry cannot help"
+    assert response.headers["X-Request-ID"]
+    ready = httpx.get(f"{stand_in.url}/readyz")
+    assert (ready.status_code, ready.json()) == (503, {"detail": MISCONFIGURED_DETAIL})
+    assert TABLE not in response.text + ready.text
+
+    lines = stand_in.new_lines()
+    (logged, _) = [line for line in lines if line["level"] == "error"]  # the record, readiness
+    assert logged["request_id"] == response.headers["X-Request-ID"]
+    assert logged["store"] == "misconfigured"
+    assert logged["table"].startswith(TABLE)
+    assert logged["operation"] in {"update_item", "transact_write_items"}
+    assert "exception" not in logged
+
+
+@pytest.mark.slow
+def test_a_transient_store_error_is_503_with_retry_after(stand_in: Served) -> None:
+    stand_in.answer({"status": 500, "error": "InternalServerError"})
+    response = httpx.post(f"{stand_in.url}{RECORD}")
+    assert (response.status_code, response.json()) == (503, {"detail": TRANSIENT_DETAIL})
+    assert response.headers["Retry-After"] == "1"
+    (logged,) = [line for line in stand_in.new_lines() if line["level"] == "warning"]
+    assert logged["store"] == "unavailable"
+
+
+@pytest.mark.slow
+def test_a_bug_is_a_json_500_with_the_request_id_and_one_log_line(stand_in: Served) -> None:
+    stand_in.answer({"status": 400, "error": "SomethingNobodyExpectedException"})
+    response = httpx.post(f"{stand_in.url}{RECORD}", headers={"X-Request-ID": "bug-1"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error", "request_id": "bug-1"}
+    assert response.headers["X-Request-ID"] == "bug-1"
+    lines = stand_in.new_lines()  # each parsed as JSON: no plain-text traceback on stderr
+    (logged,) = [line for line in lines if line["level"] == "error"]
+    assert logged["request_id"] == "bug-1"
+    assert "Traceback" in logged["exception"]
+    assert "SomethingNobodyExpectedException" in logged["exception"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", RECORD, "/"])
+def test_head_works_wherever_get_does(stand_in: Served, path: str) -> None:
+    got = httpx.get(f"{stand_in.url}{path}")
+    head = httpx.head(f"{stand_in.url}{path}")
+    assert (got.status_code, head.status_code) == (200, 200)
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+
+
+@pytest.mark.slow
+def test_a_10_mb_header_is_431_before_any_store_call(stand_in: Served) -> None:
+    stand_in.answer({"status": 400, "error": "SomethingNobodyExpectedException"})
+    response = httpx.post(f"{stand_in.url}{RECORD}", headers={"X-Padding": "a" * 10_000_000})
+    # Had the store been called, its answer would have made this a 500.
+    assert response.status_code == 431
+    assert "16384" in response.json()["detail"]
+
+
+@pytest.mark.slow
+def test_a_missing_idempotency_table_makes_readiness_false(moto_url: str, tmp_path: Path) -> None:
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
+    client = dynamodb(moto_url)
+    create_tables(client)
+    client.delete_table(TableName="flights-db-idempotency")
+    env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": moto_url}
+    with app_process(env, log=tmp_path / "stderr.log", ready_path="/healthz") as server:
+        ready = httpx.get(f"{server.url}/readyz")
+        keyed = httpx.post(f"{server.url}{RECORD}", headers={"Idempotency-Key": "k-1"})
+        plain = httpx.post(f"{server.url}{RECORD}")
+    assert ready.status_code == 503
+    assert (keyed.status_code, keyed.json()) == (503, {"detail": MISCONFIGURED_DETAIL})
+    assert "Retry-After" not in keyed.headers
+    assert plain.status_code == 201, "calls that do not need the missing table still work"
+
+
+# In-process: the ASGI app is enough for what the server does not take part in.
+
+
+def test_readiness_is_503_with_a_generic_reason_when_a_table_fails(client: TestClient) -> None:
+    class OneTableGone:
+        async def ping(self) -> None:
+            raise StoreError(
+                StoreErrorKind.MISCONFIGURED, "sqlite: no such table", table="idempotency_keys"
+            )
+
+    original = client.app.state.store  # type: ignore[attr-defined]
+    client.app.state.store = OneTableGone()  # type: ignore[attr-defined]
+    try:
+        response = client.get("/readyz")
+        live = client.get("/healthz")
+    finally:
+        client.app.state.store = original  # type: ignore[attr-defined]
+    assert (response.status_code, response.json()) == (503, {"detail": MISCONFIGURED_DETAIL})
+    assert "idempotency_keys" not in response.text
+    assert live.status_code == 200, "liveness never asks the store"
+
+
+@pytest.mark.parametrize("size", [MAX_HEADER_BYTES - 200, MAX_HEADER_BYTES + 1])
+def test_headers_over_16_kib_are_431_and_count_nothing(
+    client: TestClient, snapshot: Any, size: int
+) -> None:
+    before = snapshot()
+    response = client.post(RECORD, headers={"X-Padding": "a" * size})
+    if size <= MAX_HEADER_BYTES - 200:
+        assert response.status_code == 201
+        return
+    assert response.status_code == 431
+    assert response.headers["X-Request-ID"]
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_over_1_kib_is_413_and_counts_nothing(
+    client: TestClient, snapshot: Any, chunked: bool
+) -> None:
+    before = snapshot()
+    body = b"x" * (MAX_BODY_BYTES + 1)
+    content: Any = iter([body[:600], body[600:]]) if chunked else body
+    response = client.post(RECORD, content=content)
+    assert response.status_code == 413
+    assert response.json()["detail"].endswith(f"a body over {MAX_BODY_BYTES} bytes")
+    assert snapshot() == before
+
+
+def test_a_small_body_is_ignored(client: TestClient) -> None:
+    response = client.post(RECORD, content=b"x" * MAX_BODY_BYTES)
+    assert (response.status_code, response.json()["transactions"]) == (201, 1)
+
+
+@pytest.mark.parametrize("key", ["", "ключ", "k" * 256, "tab\there"])
+def test_a_bad_idempotency_key_says_the_rule_in_plain_words(
+    client: TestClient, snapshot: Any, key: str
+) -> None:
+    before = snapshot()
+    response = client.post(RECORD, headers={"Idempotency-Key": key.encode()})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["header", "Idempotency-Key"]
+    assert error["msg"] == "an Idempotency-Key is 1 to 255 printable ASCII characters"
+    assert snapshot() == before
+
+
+def test_a_422_echoes_at_most_100_characters_of_the_input(client: TestClient) -> None:
+    response = client.get(f"/v1/routes/{'A' * 5000}/transactions")
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["input"] == "A" * 100 + "..."
+    assert len(response.content) < 1000
+
+
+def test_every_error_answer_is_json_with_the_request_id(client: TestClient) -> None:
+    answers = [
+        client.get("/no/such/path"),
+        client.delete(RECORD),
+        client.get("/v1/routes/nope!/transactions"),
+        client.post(RECORD, content=b"x" * 5000),
+        client.post(RECORD, headers={"X-Padding": "a" * 20_000}),
+    ]
+    assert [a.status_code for a in answers] == [404, 405, 422, 413, 431]
+    for answer in answers:
+        assert answer.headers["content-type"] == "application/json"
+        assert "detail" in answer.json()
+        assert answer.headers["X-Request-ID"]
+
+
+def test_swagger_ui_references_no_external_url(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert not re.search(r"https?://", page.text), "the page must work offline"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(assets) >= 3  # the bundle, the stylesheet, the icon
+    for asset in assets:
+        assert asset.startswith("/")
+        assert client.get(asset).status_code == 200
+    assert "/openapi.json" in page.text
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert set(schemes) == {"ApiKey", "Bearer"}, "Swagger UI's Authorize button"
