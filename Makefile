@@ -11,12 +11,18 @@ CHECKOV_VERSION := 3.3.30
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP_QUIET := --quiet --disable-pip-version-check
+# make load
+URL ?=
+API_KEY ?=
+DURATION ?= 60
+CONNECTIONS ?= 32
+ROUTES ?= 1
 
 APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help run test lint fmt typecheck pytest bench local-aws local-aws-down lock clean
+.PHONY: help run test lint fmt typecheck pytest bench load local-aws local-aws-down lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -63,6 +69,12 @@ bench: $(DEV_STAMP) ## Throughput and latency of each case beside a bare FastAPI
 		if [[ "$$(id -u)" -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq wrk; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
 	$(BIN)/python -m bench.run
+
+load: $(DEV_STAMP) ## Drive a deployed endpoint: make load URL=https://… API_KEY=… [DURATION=60] [CONNECTIONS=32] [ROUTES=1]
+	@[[ -n "$(URL)" ]] || { echo 'usage: make load URL=https://… API_KEY=… [DURATION=60] [CONNECTIONS=32] [ROUTES=1]' >&2; exit 2; }
+	@command -v wrk >/dev/null || { echo 'wrk is needed: apt-get install wrk (Debian/Ubuntu) or brew install wrk' >&2; exit 2; }
+	@API_KEY='$(API_KEY)' $(BIN)/python -m bench.load '$(URL)' --duration '$(DURATION)' \
+		--connections '$(CONNECTIONS)' --routes '$(ROUTES)'
 
 local-aws: $(DEV_STAMP) ## Start moto and apply the four Terraform roots to it; prints the env for `make run`
 	$(BIN)/python -m tests.support.local_aws up

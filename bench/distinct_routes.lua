@@ -1,6 +1,10 @@
 -- POST /save-transaction/<route>, cycling through ROUTES distinct routes (AAA0000 ... ).
 local routes = tonumber(os.getenv("ROUTES") or "100000")
 local counter = 0
+local key = os.getenv("API_KEY")
+if key and key ~= "" then
+  wrk.headers["X-API-Key"] = key
+end
 
 local function letters(n)
   local a = n % 26
@@ -17,5 +21,5 @@ end
 request = function()
   offset = (offset + 1) % routes
   local path = string.format("/save-transaction/%s%04d", letters(math.floor(offset / 10000)), offset % 10000)
-  return wrk.format("POST", path)
+  return wrk.format("POST", path, wrk.headers)
 end

@@ -1,1 +1,6 @@
+-- POST to the URL's path; with API_KEY set, as a caller with that key.
 wrk.method = "POST"
+local key = os.getenv("API_KEY")
+if key and key ~= "" then
+  wrk.headers["X-API-Key"] = key
+end

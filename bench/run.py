@@ -1,9 +1,15 @@
 """`make bench`: each case beside a bare FastAPI endpoint, measured with wrk in one run.
 
+The service runs with every per-request feature on (an API key on each call, the JSON access
+log, metrics, the request limits). DynamoDB cases call an instant DynamoDB stand-in, so they
+measure the service's own cost, not an emulator's; a moto pass afterwards checks exactness
+under 3 workers, for ours and for the seed's query+put. Ablation cases take one feature out.
+
 Usage: python -m bench.run   (BENCH_DURATION seconds per run, BENCH_RUNS runs per case)
 Writes a Markdown table to stdout and JSON to .bench/results.json.
 """
 
+import asyncio
 import json
 import os
 import platform
@@ -26,7 +32,7 @@ import httpx
 
 from kiusys_app.stores.sqlite import SQLiteStore
 from tests.support.aws import FAKE_CREDENTIALS, create_tables, dynamodb
-from tests.support.processes import REPO_ROOT, free_port, moto_server, running
+from tests.support.processes import REPO_ROOT, dynamodb_standin, free_port, moto_server, running
 
 CONNECTIONS = 32
 DURATION = int(os.environ.get("BENCH_DURATION", "5"))
@@ -35,6 +41,14 @@ WARM_UP = 2
 DISTINCT_ROUTES = 100_000
 BENCH_DIR = Path(__file__).resolve().parent
 OUTPUT = REPO_ROOT / ".bench"
+API_KEY = "bench-key-0123456789abcdef"
+# The service's settings for every case, and what wrk then sends.
+WITH_KEYS = {"KIUSYS_API_KEYS": API_KEY}
+WRK_KEY = {"API_KEY": API_KEY}
+ABLATIONS = ("access-log", "metrics", "api-key", "limits")
+# Other settings of the DynamoDB store's pool (threads = connections) and botocore's parameter
+# validation, beside the chosen ones (8, off); 40 with validation is the old thread pool's size.
+DYNAMODB_CANDIDATES = ((4, "false"), (16, "false"), (8, "true"), (40, "true"))
 
 
 @dataclass
@@ -50,10 +64,11 @@ class WrkRun:
 @dataclass
 class Case:
     name: str
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    ratio: float = 0.0
+    rps: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    ratio: float | None = None
+    cpu_ratio: float | None = None
     # From the exactness pass after the timed runs: a fixed number of records, each awaited.
     sent: int | None = None
     acknowledged: int | None = None
@@ -76,13 +91,17 @@ def _latency(output: str, percentile: str) -> float:
 
 
 def wrk(
-    url: str, duration: int, script: str = "post.lua", env: Mapping[str, str] | None = None
+    url: str,
+    duration: int,
+    script: str = "post.lua",
+    env: Mapping[str, str] | None = None,
+    connections: int = CONNECTIONS,
 ) -> WrkRun:
     result = subprocess.run(
         [
             "wrk",
             "-t1",
-            f"-c{CONNECTIONS}",
+            f"-c{connections}",
             f"-d{duration}s",
             "--latency",
             "-s",
@@ -123,7 +142,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measure(
-    name: str, url: str, pid: int, script: str = "post.lua", env: Mapping[str, str] | None = None
+    name: str,
+    url: str,
+    pid: int,
+    script: str = "post.lua",
+    env: Mapping[str, str] | None = WRK_KEY,
 ) -> Case:
     """A warm-up, then RUNS runs; the median run by rps gives the figures."""
     warm = wrk(url, WARM_UP, script, env)
@@ -162,7 +185,7 @@ def exactness_pass(case: Case, url: str, paths: list[str], total: Callable[[], i
 
     def client(offset: int) -> None:
         nonlocal acknowledged
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": API_KEY}) as http:
             for n in range(EXACT_RECORDS_PER_CLIENT):
                 path = paths[(offset * EXACT_RECORDS_PER_CLIENT + n) % len(paths)]
                 if http.post(path).is_success:
@@ -214,18 +237,25 @@ def route_name(n: int) -> str:
 
 def sqlite_cases(workdir: Path) -> list[Case]:
     database = workdir / "bench.sqlite3"
-    env = {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(database)}
+    env = {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(database), **WITH_KEYS}
     with uvicorn("kiusys_app.main:app", env) as (url, pid):
         record = measure("record (SQLite, 1 route)", f"{url}/save-transaction/AR1133", pid)
 
         def hot_route() -> int:
-            return int(httpx.get(f"{url}/get-transaction/AR1133").json()["AR1133"])
+            answer = httpx.get(f"{url}/get-transaction/AR1133", headers={"X-API-Key": API_KEY})
+            return int(answer.json()["AR1133"])
 
         exactness_pass(record, url, ["/save-transaction/AR1133"], hot_route)
         check = measure("check (SQLite)", f"{url}/v1/routes/AR1133/transactions", pid, "get.lua")
 
+    ablations = []
+    for feature in ABLATIONS:
+        with uvicorn("bench.ablated_app:app", {**env, "BENCH_WITHOUT": feature}) as (url, pid):
+            name = f"record (SQLite, 1 route), without {feature}"
+            ablations.append(measure(name, f"{url}/save-transaction/AR1133", pid))
+
     many = workdir / "many.sqlite3"
-    SQLiteStore(many).close()
+    asyncio.run(SQLiteStore(many).aclose())
     with sqlite3.connect(many) as conn:
         conn.executemany(
             "INSERT INTO counters (route, record) VALUES (?, 0)",
@@ -239,34 +269,41 @@ def sqlite_cases(workdir: Path) -> list[Case]:
     env = {**env, "KIUSYS_SQLITE_PATH": str(many)}
     name = f"record (SQLite, {DISTINCT_ROUTES:,} routes)"
     with uvicorn("kiusys_app.main:app", env) as (url, pid):
-        spread = measure(name, url, pid, "distinct_routes.lua", {"ROUTES": str(DISTINCT_ROUTES)})
+        routes_env = {**WRK_KEY, "ROUTES": str(DISTINCT_ROUTES)}
+        spread = measure(name, url, pid, "distinct_routes.lua", routes_env)
         paths = [f"/save-transaction/{route_name(n)}" for n in range(0, DISTINCT_ROUTES, 97)]
         exactness_pass(spread, url, paths, all_routes)
     with sqlite3.connect(many) as conn:
         routes = conn.execute("SELECT COUNT(*) FROM counters").fetchone()[0]
     if routes != DISTINCT_ROUTES:
         spread.notes.append(f"{routes} routes in the table, not {DISTINCT_ROUTES}")
-    return [record, check, spread]
+    return [record, check, spread, *ablations]
 
 
 def dynamodb_cases() -> list[Case]:
+    """Ours and the seed's against the instant stand-in, then both on moto for exactness."""
     cases = []
-    for workers in (1, 3):
-        for label, app in (
-            ("ours", "kiusys_app.main:app"),
-            ("seed's query+put", "bench.seed_app:app"),
-        ):
-            with moto_server() as emulator:
-                client = dynamodb(emulator.url)
-                create_tables(client)
-                env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": emulator.url}
-                name = f"record (DynamoDB on moto, {label}, {workers} worker{'s' * (workers > 1)})"
-                with uvicorn(app, env, workers) as (url, pid):
-                    case = measure(name, f"{url}/save-transaction/AR1133", pid)
-                    exactness_pass(
-                        case, url, ["/save-transaction/AR1133"], partial(hot_item, client)
-                    )
-                cases.append(case)
+    apps = (("ours", "kiusys_app.main:app"), ("seed's query+put", "bench.seed_app:app"))
+    with dynamodb_standin() as standin:
+        env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": standin, **WITH_KEYS}
+        for label, app in apps:
+            with uvicorn(app, env) as (url, pid):
+                name = f"record (DynamoDB stand-in, {label})"
+                cases.append(measure(name, f"{url}/save-transaction/AR1133", pid))
+        for pool, validate in DYNAMODB_CANDIDATES:
+            knobs = {"BENCH_DYNAMODB_POOL": str(pool), "BENCH_DYNAMODB_VALIDATE": validate}
+            with uvicorn("bench.ablated_app:app", {**env, **knobs}) as (url, pid):
+                name = f"record (DynamoDB stand-in), pool {pool}, validation {validate}"
+                cases.append(measure(name, f"{url}/save-transaction/AR1133", pid))
+    for label, app in apps:
+        with moto_server() as emulator:
+            client = dynamodb(emulator.url)
+            create_tables(client)
+            env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": emulator.url, **WITH_KEYS}
+            case = Case(f"exactness (DynamoDB on moto, {label}, 3 workers)")
+            with uvicorn(app, env, workers=3) as (url, _):
+                exactness_pass(case, url, ["/save-transaction/AR1133"], partial(hot_item, client))
+            cases.append(case)
     return cases
 
 
@@ -295,18 +332,31 @@ def machine() -> dict[str, object]:
     }
 
 
+def _cell(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
 def table(cases: list[Case]) -> str:
     lines = [
-        "| case | rps | x bare | p50 ms | p99 ms | CPU µs/req | exactness: sent / acked / counted | notes |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| case | rps | x bare rps | p50 ms | p99 ms | CPU µs/req | x bare CPU | exactness: sent / acked / counted | notes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for c in cases:
         exact = "" if c.counted is None else f"{c.sent} / {c.acknowledged} / {c.counted}"
         if c.exact is not None:
             exact += " exact" if c.exact else " NOT exact"
-        lines.append(
-            f"| {c.name} | {c.rps:,.0f} | {c.ratio:.2f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {c.cpu_us_per_request or ''} | {exact} | {'; '.join(c.notes)} |"
-        )
+        cells = [
+            c.name,
+            _cell(c.rps, ",.0f"),
+            _cell(c.ratio, ".2f"),
+            _cell(c.p50_ms, ".2f"),
+            _cell(c.p99_ms, ".2f"),
+            _cell(c.cpu_us_per_request, ",.0f"),
+            _cell(c.cpu_ratio, ".1f"),
+            exact,
+            "; ".join(c.notes),
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -319,8 +369,13 @@ def main() -> None:
         with uvicorn("bench.bare_app:app", {}) as (url, pid):
             bare = measure("bare FastAPI (no work)", f"{url}/noop/AR1133", pid)
         cases = [bare, *sqlite_cases(workdir), *dynamodb_cases()]
+    assert bare.rps
+    assert bare.cpu_us_per_request
     for case in cases:
-        case.ratio = round(case.rps / bare.rps, 3)
+        if case.rps is not None:
+            case.ratio = round(case.rps / bare.rps, 3)
+        if case.cpu_us_per_request is not None:
+            case.cpu_ratio = round(case.cpu_us_per_request / bare.cpu_us_per_request, 2)
     report = {"machine": machine(), "cases": [{**asdict(c), "exact": c.exact} for c in cases]}
     (OUTPUT / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"Machine: {report['machine']}\n")

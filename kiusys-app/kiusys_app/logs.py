@@ -2,8 +2,8 @@
 
 import json
 import logging
+import random
 import re
-import secrets
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -27,9 +27,14 @@ _EXTRA_FIELDS = (
 
 
 def request_id_from(header: str | None) -> str:
+    """The caller's id when it is sane, else a new random one.
+
+    A request id correlates log lines; it is no secret, so it comes from `random` (seeded from
+    the OS in each process), not from `secrets`: os.urandom is a system call per request.
+    """
     if header is not None and _SANE_REQUEST_ID.fullmatch(header):
         return header
-    return secrets.token_hex(16)
+    return f"{random.getrandbits(128):032x}"
 
 
 class JsonFormatter(logging.Formatter):

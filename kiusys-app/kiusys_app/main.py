@@ -54,6 +54,9 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # No OpenTelemetry here (metrics are Prometheus): without this, FastAPI asks the
+        # OpenTelemetry providers on every request whether they are configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.api_keys = api_keys
     app.include_router(legacy.router)

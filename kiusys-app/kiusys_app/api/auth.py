@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SECURITY_SCHEMES = {
@@ -47,12 +46,19 @@ def key_is_valid(presented: str, keys: frozenset[str]) -> bool:
     return matched
 
 
-def presented_key(headers: Headers) -> str | None:
-    """A bearer token if there is one, else the X-API-Key header."""
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """A bearer token if there is one, else the X-API-Key header (raw ASGI headers, whose names
+    are lower case; the first of each counts)."""
+    authorization = api_key = None
+    for name, value in headers:
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key" and api_key is None:
+            api_key = value.decode("latin-1")
+    scheme, _, credentials = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return headers.get("x-api-key")
+    return api_key
 
 
 class ApiKeyGate:
@@ -74,7 +80,7 @@ class ApiKeyGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self._is_open(scope["path"]):
             keys: frozenset[str] = scope["app"].state.api_keys
-            presented = presented_key(Headers(scope=scope)) if keys else None
+            presented = presented_key(scope["headers"]) if keys else None
             if keys and (presented is None or not key_is_valid(presented, keys)):
                 response = JSONResponse(
                     {"detail": "a valid API key is required"},

@@ -5,16 +5,11 @@
 - HEAD is answered as GET would be, without the body, wherever GET is.
 """
 
-from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024
-
-
-def _headers_size(scope: Scope) -> int:
-    return sum(len(name) + len(value) for name, value in scope["headers"])
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bool]:
@@ -39,18 +34,25 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _headers_size(scope) > MAX_HEADER_BYTES:
-            await self._refuse(scope, receive, send, 431, f"headers over {MAX_HEADER_BYTES} bytes")
+        # One pass over the raw headers (ASGI gives their names in lower case).
+        size = 0
+        length = encoding = None
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                encoding = value
+        if size > MAX_HEADER_BYTES:
+            await _refuse(scope, receive, send, 431, f"headers over {MAX_HEADER_BYTES} bytes")
             return
-        headers = Headers(scope=scope)
-        length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            await self._refuse(scope, receive, send, 413, f"a body over {MAX_BODY_BYTES} bytes")
+            await _refuse(scope, receive, send, 413, f"a body over {MAX_BODY_BYTES} bytes")
             return
-        if length is None and "chunked" in headers.get("transfer-encoding", "").lower():
+        if length is None and encoding is not None and b"chunked" in encoding.lower():
             messages, too_large = await _read_body(receive, MAX_BODY_BYTES)
             if too_large:
-                await self._refuse(scope, receive, send, 413, f"a body over {MAX_BODY_BYTES} bytes")
+                await _refuse(scope, receive, send, 413, f"a body over {MAX_BODY_BYTES} bytes")
                 return
             receive = _replay(messages, receive)
         if scope["method"] != "HEAD":
@@ -62,10 +64,10 @@ class RequestLimits:
         if "route" in as_get:  # for the access log and metrics of the outer middleware
             scope["route"] = as_get["route"]
 
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, what: str) -> None:
-        response = JSONResponse({"detail": f"this service refuses requests with {what}"}, status)
-        await response(scope, receive, send)
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, what: str) -> None:
+    response = JSONResponse({"detail": f"this service refuses requests with {what}"}, status)
+    await response(scope, receive, send)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

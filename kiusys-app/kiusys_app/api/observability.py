@@ -6,8 +6,8 @@ the request id, and logs that error once, traceback included, as one JSON line.
 
 import logging
 import time
+from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,15 +22,43 @@ UNMATCHED_ROUTE = "<unmatched>"
 logger = logging.getLogger("kiusys_app.access")
 
 
+# Methods that get their own metric label; any other is counted as OTHER, so that made-up
+# methods cannot multiply the time series either.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of one header, from the raw list (ASGI names are lower case)."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 class RequestObservability:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The metric children by label values: `labels()` takes a lock and builds a key each
+        # time; the set of label values is small and bounded.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def _observe(self, route: str, method: str, status: int, elapsed: float) -> None:
+        labels = (route, method if method in _METHODS else "OTHER", str(status))
+        children = self._children.get(labels)
+        if children is None:
+            children = (REQUESTS.labels(*labels), REQUEST_DURATION.labels(*labels))
+            self._children[labels] = children
+        requests, duration = children
+        requests.inc()
+        duration.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        request_id = request_id_from(_header(scope, _REQUEST_ID))
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -43,7 +71,7 @@ class RequestObservability:
                 responding = True
                 message["headers"] = [
                     *message.get("headers", []),
-                    (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+                    (_REQUEST_ID, request_id.encode()),
                 ]
             await send(message)
 
@@ -58,9 +86,7 @@ class RequestObservability:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", UNMATCHED_ROUTE)
-            labels = (template, scope["method"], str(status))
-            REQUESTS.labels(*labels).inc()
-            REQUEST_DURATION.labels(*labels).observe(elapsed)
+            self._observe(template, scope["method"], status, elapsed)
             logger.info(
                 "request",
                 extra={

@@ -83,7 +83,7 @@ _BACKOFF_BASE_SECONDS = 0.02
 _BACKOFF_CAP_SECONDS = 0.5
 
 # Threads and connections per process: a record holds one for a round trip of a few ms.
-POOL_SIZE = 16
+POOL_SIZE = 8
 
 
 def classify(exc: Exception) -> StoreErrorKind | None:
@@ -129,6 +129,7 @@ class DynamoDBStore:
         region: str | None = None,
         endpoint_url: str | None = None,
         pool_size: int = POOL_SIZE,
+        validate_parameters: bool = False,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         observer: StoreObserver | None = None,
@@ -148,6 +149,9 @@ class DynamoDBStore:
                 connect_timeout=2,
                 read_timeout=5,
                 max_pool_connections=pool_size,
+                # Every shape is built here from validated input; botocore's own check of it
+                # costs CPU on every call (see the README, "Performance").
+                parameter_validation=validate_parameters,
             ),
         )
         # Built once: the increment is the same for every route but the key.
