@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -141,32 +141,51 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def measure(
-    name: str,
-    url: str,
-    pid: int,
-    script: str = "post.lua",
-    env: Mapping[str, str] | None = WRK_KEY,
-) -> Case:
-    """A warm-up, then RUNS runs; the median run by rps gives the figures."""
-    warm = wrk(url, WARM_UP, script, env)
-    cpu_before = cpu_seconds(pid)
-    runs = [wrk(url, DURATION, script, env) for _ in range(RUNS)]
-    cpu = cpu_seconds(pid) - cpu_before
-    median = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
-    measured = sum(r.requests for r in runs)
-    case = Case(
-        name=name,
-        rps=round(statistics.median(r.rps for r in runs), 1),
-        p50_ms=median.p50_ms,
-        p99_ms=median.p99_ms,
-        cpu_us_per_request=round(cpu / measured * 1e6, 1) if measured else None,
-    )
-    failures = sum(r.non_2xx + r.socket_errors for r in [warm, *runs])
-    if failures:
-        case.notes.append(f"{failures} non-2xx or socket errors")
-    print(f"  {name}: {case.rps} rps, p50 {case.p50_ms} ms, p99 {case.p99_ms} ms", file=sys.stderr)
-    return case
+@dataclass
+class Target:
+    """One case's server and what wrk sends it."""
+
+    name: str
+    url: str
+    pid: int
+    script: str = "post.lua"
+    env: Mapping[str, str] = field(default_factory=lambda: WRK_KEY)
+
+
+def measure_side_by_side(targets: list[Target]) -> list[Case]:
+    """Every server is up at once; each round runs wrk against each in turn, so that a slow
+    spell of this shared machine touches every case alike. A warm-up each, then RUNS rounds;
+    the median run by rps gives the figures, CPU per request is the median of the runs'."""
+    failures = {t.name: sum(w.non_2xx + w.socket_errors for w in [_warm(t)]) for t in targets}
+    runs: dict[str, list[tuple[WrkRun, float]]] = {t.name: [] for t in targets}
+    for round_number in range(RUNS):
+        print(f"  round {round_number + 1} of {RUNS}", file=sys.stderr)
+        for target in targets:
+            cpu_before = cpu_seconds(target.pid)
+            run = wrk(target.url, DURATION, target.script, target.env)
+            cpu = cpu_seconds(target.pid) - cpu_before
+            runs[target.name].append((run, cpu / run.requests * 1e6 if run.requests else 0.0))
+    cases = []
+    for target in targets:
+        measured = runs[target.name]
+        median, _ = sorted(measured, key=lambda pair: pair[0].rps)[len(measured) // 2]
+        case = Case(
+            name=target.name,
+            rps=round(statistics.median(run.rps for run, _ in measured), 1),
+            p50_ms=median.p50_ms,
+            p99_ms=median.p99_ms,
+            cpu_us_per_request=round(statistics.median(cpu for _, cpu in measured), 1),
+        )
+        errors = failures[target.name] + sum(r.non_2xx + r.socket_errors for r, _ in measured)
+        if errors:
+            case.notes.append(f"{errors} non-2xx or socket errors")
+        print(f"  {case.name}: {case.rps} rps, {case.cpu_us_per_request} µs/req", file=sys.stderr)
+        cases.append(case)
+    return cases
+
+
+def _warm(target: Target) -> WrkRun:
+    return wrk(target.url, WARM_UP, target.script, target.env)
 
 
 EXACT_CLIENTS = 32
@@ -235,25 +254,8 @@ def route_name(n: int) -> str:
     return f"{letters}{n % 10000:04d}"
 
 
-def sqlite_cases(workdir: Path) -> list[Case]:
-    database = workdir / "bench.sqlite3"
-    env = {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(database), **WITH_KEYS}
-    with uvicorn("kiusys_app.main:app", env) as (url, pid):
-        record = measure("record (SQLite, 1 route)", f"{url}/save-transaction/AR1133", pid)
-
-        def hot_route() -> int:
-            answer = httpx.get(f"{url}/get-transaction/AR1133", headers={"X-API-Key": API_KEY})
-            return int(answer.json()["AR1133"])
-
-        exactness_pass(record, url, ["/save-transaction/AR1133"], hot_route)
-        check = measure("check (SQLite)", f"{url}/v1/routes/AR1133/transactions", pid, "get.lua")
-
-    ablations = []
-    for feature in ABLATIONS:
-        with uvicorn("bench.ablated_app:app", {**env, "BENCH_WITHOUT": feature}) as (url, pid):
-            name = f"record (SQLite, 1 route), without {feature}"
-            ablations.append(measure(name, f"{url}/save-transaction/AR1133", pid))
-
+def many_routes_database(workdir: Path) -> Path:
+    """A store that already holds DISTINCT_ROUTES routes."""
     many = workdir / "many.sqlite3"
     asyncio.run(SQLiteStore(many).aclose())
     with sqlite3.connect(many) as conn:
@@ -261,41 +263,115 @@ def sqlite_cases(workdir: Path) -> list[Case]:
             "INSERT INTO counters (route, record) VALUES (?, 0)",
             ((route_name(n),) for n in range(DISTINCT_ROUTES)),
         )
+    return many
 
-    def all_routes() -> int:
-        with sqlite3.connect(many) as conn:
-            return int(conn.execute("SELECT SUM(record) FROM counters").fetchone()[0])
 
-    env = {**env, "KIUSYS_SQLITE_PATH": str(many)}
-    name = f"record (SQLite, {DISTINCT_ROUTES:,} routes)"
-    with uvicorn("kiusys_app.main:app", env) as (url, pid):
-        routes_env = {**WRK_KEY, "ROUTES": str(DISTINCT_ROUTES)}
-        spread = measure(name, url, pid, "distinct_routes.lua", routes_env)
+def all_routes(database: Path) -> int:
+    with sqlite3.connect(database) as conn:
+        return int(conn.execute("SELECT SUM(record) FROM counters").fetchone()[0])
+
+
+def hot_route(url: str) -> int:
+    answer = httpx.get(f"{url}/get-transaction/AR1133", headers={"X-API-Key": API_KEY})
+    return int(answer.json()["AR1133"])
+
+
+RECORD = "record (SQLite, 1 route)"
+SPREAD = f"record (SQLite, {DISTINCT_ROUTES:,} routes)"
+
+
+def timed_cases(workdir: Path, standin: str) -> list[Case]:
+    """Every timed case side by side; the SQLite record servers also get an exactness pass."""
+    sqlite = {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(workdir / "one.sqlite3")}
+    sqlite |= WITH_KEYS
+    many = many_routes_database(workdir)
+    spread_env = {**sqlite, "KIUSYS_SQLITE_PATH": str(many)}
+    dynamodb = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": standin, **WITH_KEYS}
+    servers: list[tuple[str, str, Mapping[str, str], str, str, Mapping[str, str]]] = [
+        ("bare FastAPI (no work)", "bench.bare_app:app", {}, "/noop/AR1133", "post.lua", {}),
+        (RECORD, "kiusys_app.main:app", sqlite, "/save-transaction/AR1133", "post.lua", WRK_KEY),
+        (
+            "check (SQLite)",
+            "kiusys_app.main:app",
+            {**sqlite, "KIUSYS_SQLITE_PATH": str(workdir / "check.sqlite3")},
+            "/v1/routes/AR1133/transactions",
+            "get.lua",
+            WRK_KEY,
+        ),
+        (
+            SPREAD,
+            "kiusys_app.main:app",
+            spread_env,
+            "",
+            "distinct_routes.lua",
+            {**WRK_KEY, "ROUTES": str(DISTINCT_ROUTES)},
+        ),
+        *(
+            (
+                f"{RECORD}, without {feature}",
+                "bench.ablated_app:app",
+                {**sqlite, "KIUSYS_SQLITE_PATH": str(workdir / f"{feature}.sqlite3")}
+                | {"BENCH_WITHOUT": feature},
+                "/save-transaction/AR1133",
+                "post.lua",
+                WRK_KEY,
+            )
+            for feature in ABLATIONS
+        ),
+        *(
+            (
+                f"record (DynamoDB stand-in, {label})",
+                app,
+                dynamodb,
+                "/save-transaction/AR1133",
+                "post.lua",
+                WRK_KEY,
+            )
+            for label, app in DYNAMODB_APPS
+        ),
+        *(
+            (
+                f"record (DynamoDB stand-in), pool {pool}, validation {validate}",
+                "bench.ablated_app:app",
+                {**dynamodb, "BENCH_DYNAMODB_POOL": str(pool), "BENCH_DYNAMODB_VALIDATE": validate},
+                "/save-transaction/AR1133",
+                "post.lua",
+                WRK_KEY,
+            )
+            for pool, validate in DYNAMODB_CANDIDATES
+        ),
+    ]
+    with ExitStack() as stack:
+        targets = []
+        urls = {}
+        for name, app, env, path, script, wrk_env in servers:
+            url, pid = stack.enter_context(uvicorn(app, env))
+            urls[name] = url
+            targets.append(Target(name, f"{url}{path}", pid, script, wrk_env))
+        cases = measure_side_by_side(targets)
+        by_name = {case.name: case for case in cases}
+        exactness_pass(
+            by_name[RECORD],
+            urls[RECORD],
+            ["/save-transaction/AR1133"],
+            partial(hot_route, urls[RECORD]),
+        )
         paths = [f"/save-transaction/{route_name(n)}" for n in range(0, DISTINCT_ROUTES, 97)]
-        exactness_pass(spread, url, paths, all_routes)
+        exactness_pass(by_name[SPREAD], urls[SPREAD], paths, partial(all_routes, many))
     with sqlite3.connect(many) as conn:
         routes = conn.execute("SELECT COUNT(*) FROM counters").fetchone()[0]
     if routes != DISTINCT_ROUTES:
-        spread.notes.append(f"{routes} routes in the table, not {DISTINCT_ROUTES}")
-    return [record, check, spread, *ablations]
+        by_name[SPREAD].notes.append(f"{routes} routes in the table, not {DISTINCT_ROUTES}")
+    return cases
 
 
-def dynamodb_cases() -> list[Case]:
-    """Ours and the seed's against the instant stand-in, then both on moto for exactness."""
+DYNAMODB_APPS = (("ours", "kiusys_app.main:app"), ("seed's query+put", "bench.seed_app:app"))
+
+
+def moto_exactness() -> list[Case]:
+    """Ours and the seed's with 3 workers on moto, served single-threaded: an exact oracle."""
     cases = []
-    apps = (("ours", "kiusys_app.main:app"), ("seed's query+put", "bench.seed_app:app"))
-    with dynamodb_standin() as standin:
-        env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": standin, **WITH_KEYS}
-        for label, app in apps:
-            with uvicorn(app, env) as (url, pid):
-                name = f"record (DynamoDB stand-in, {label})"
-                cases.append(measure(name, f"{url}/save-transaction/AR1133", pid))
-        for pool, validate in DYNAMODB_CANDIDATES:
-            knobs = {"BENCH_DYNAMODB_POOL": str(pool), "BENCH_DYNAMODB_VALIDATE": validate}
-            with uvicorn("bench.ablated_app:app", {**env, **knobs}) as (url, pid):
-                name = f"record (DynamoDB stand-in), pool {pool}, validation {validate}"
-                cases.append(measure(name, f"{url}/save-transaction/AR1133", pid))
-    for label, app in apps:
+    for label, app in DYNAMODB_APPS:
         with moto_server() as emulator:
             client = dynamodb(emulator.url)
             create_tables(client)
@@ -364,11 +440,10 @@ def main() -> None:
     # Only emulators are ever called: fake credentials, for this process and the servers.
     os.environ.update(FAKE_CREDENTIALS)
     OUTPUT.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        with uvicorn("bench.bare_app:app", {}) as (url, pid):
-            bare = measure("bare FastAPI (no work)", f"{url}/noop/AR1133", pid)
-        cases = [bare, *sqlite_cases(workdir), *dynamodb_cases()]
+    with tempfile.TemporaryDirectory() as tmp, dynamodb_standin() as standin:
+        timed = timed_cases(Path(tmp), standin)
+    cases = [*timed, *moto_exactness()]
+    bare = cases[0]
     assert bare.rps
     assert bare.cpu_us_per_request
     for case in cases:

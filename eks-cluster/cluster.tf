@@ -53,6 +53,12 @@ resource "aws_eks_cluster" "this" {
     bootstrap_cluster_creator_admin_permissions = true
   }
 
+  # Standard support only: a version left behind fails upgrades loudly instead of moving into
+  # paid extended support.
+  upgrade_policy {
+    support_type = "STANDARD"
+  }
+
   depends_on = [
     aws_iam_role_policy_attachment.cluster,
     aws_cloudwatch_log_group.cluster,

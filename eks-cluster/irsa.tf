@@ -8,8 +8,10 @@ locals {
   oidc_issuer = replace(aws_iam_openid_connect_provider.cluster.url, "https://", "")
 
   service_accounts = {
-    app        = "system:serviceaccount:${var.app_namespace}:${var.app_service_account}"
-    autoscaler = "system:serviceaccount:kube-system:cluster-autoscaler"
+    app                      = "system:serviceaccount:${var.app_namespace}:${var.app_service_account}"
+    autoscaler               = "system:serviceaccount:kube-system:cluster-autoscaler"
+    load_balancer_controller = "system:serviceaccount:kube-system:aws-load-balancer-controller"
+    external_dns             = "system:serviceaccount:kube-system:external-dns"
   }
 }
 

@@ -77,5 +77,11 @@ resource "aws_eks_node_group" "this" {
     ignore_changes = [scaling_config[0].desired_size]
   }
 
-  depends_on = [aws_iam_role_policy_attachment.node]
+  # Nodes join only once they can reach the control plane and ECR through the NAT routes, and
+  # the VPC CNI add-on is there to give their pods addresses.
+  depends_on = [
+    aws_iam_role_policy_attachment.node,
+    aws_route_table_association.private,
+    aws_eks_addon.before_nodes,
+  ]
 }

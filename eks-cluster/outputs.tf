@@ -47,3 +47,28 @@ output "public_subnet_ids" {
   description = "IDs of the public subnets, where internet-facing load balancers go."
   value       = [for s in aws_subnet.public : s.id]
 }
+
+output "load_balancer_controller_role_arn" {
+  description = "IAM role for the AWS Load Balancer Controller's ServiceAccount (IRSA)."
+  value       = aws_iam_role.load_balancer_controller.arn
+}
+
+output "domain_name" {
+  description = "The API's custom DNS name, or an empty string when none is set."
+  value       = local.custom_domain ? var.domain_name : ""
+}
+
+output "certificate_arn" {
+  description = "ARN of the issued ACM certificate for domain_name, or an empty string without a custom domain."
+  value       = local.custom_domain ? aws_acm_certificate_validation.api[0].certificate_arn : ""
+}
+
+output "external_dns_role_arn" {
+  description = "IAM role for external-dns's ServiceAccount (IRSA), or an empty string without a custom domain."
+  value       = local.custom_domain ? aws_iam_role.external_dns[0].arn : ""
+}
+
+output "dynamodb_endpoint_id" {
+  description = "ID of the DynamoDB gateway endpoint on the private route tables."
+  value       = aws_vpc_endpoint.dynamodb.id
+}

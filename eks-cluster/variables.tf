@@ -124,3 +124,41 @@ variable "tags" {
     Root      = "eks-cluster"
   }
 }
+
+variable "admin_principal_arns" {
+  description = "IAM principals (roles or users) made cluster administrators through EKS access entries, besides the cluster's creator."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", arn))])
+    error_message = "admin_principal_arns must hold IAM role or user ARNs."
+  }
+}
+
+variable "domain_name" {
+  description = "Optional DNS name for the API, such as api.example.com: an ACM certificate is made for it and external-dns points it at the load balancer. Needs hosted_zone_id."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.domain_name == null || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain_name))
+    error_message = "domain_name must be a lower-case DNS name such as api.example.com."
+  }
+
+  validation {
+    condition     = (var.domain_name == null) == (var.hosted_zone_id == null)
+    error_message = "domain_name and hosted_zone_id go together: set both, or neither."
+  }
+}
+
+variable "hosted_zone_id" {
+  description = "Route53 public hosted zone that holds domain_name; needed with domain_name."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.hosted_zone_id == null || can(regex("^[A-Z0-9]{1,32}$", var.hosted_zone_id))
+    error_message = "hosted_zone_id must be a Route53 hosted zone ID such as Z0123456789ABCDEFGHIJ."
+  }
+}

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Writes build/deploy/kustomization.yaml: the manifests in this folder, with the values
-# that only `terraform output` knows (ECR image, IRSA role ARNs, region, cluster name).
-# The result is git-ignored, so no account ID ever lands in the repository.
+# Writes build/deploy/: a kustomization of the manifests in this folder, and the Helm values of
+# the AWS Load Balancer Controller (and of external-dns, with a custom domain), filled with what
+# only `terraform output` knows: the ECR image, the IRSA role ARNs, the region, the cluster and
+# VPC, the certificate and the domain. The folder is git-ignored, so no account ID ever lands in
+# the repository.
 #
 # Usage: kubernetes/configure.sh IMAGE_TAG
-#   ACM_CERTIFICATE_ARN=arn:...  also serve 443 with TLS on the load balancer (optional)
+#   ACM_CERTIFICATE_ARN=arn:...  serve TLS (only) with this certificate instead of the one the
+#                                eks-cluster root issued for its domain_name (optional)
 set -o errexit -o nounset -o pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,33 +24,49 @@ tag="${1:-}"
 [[ "${tag}" != "latest" ]] || die "use an immutable tag (the ECR repository refuses to overwrite tags), not 'latest'"
 [[ "${tag}" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "'${tag}' is not a valid image tag"
 
+# An output of a root; with `optional`, an empty one is fine.
 tf_output() {
   local value
   value="$(terraform -chdir="${repo_root}/$1" output -raw "$2")" || die "cannot read output '$2' of $1/; apply it first"
-  [[ -n "${value}" ]] || die "output '$2' of $1/ is empty"
+  [[ -n "${value}" || "${3:-}" == optional ]] || die "output '$2' of $1/ is empty"
   printf '%s' "${value}"
 }
 
 repository_url="$(tf_output ecr-repo repository_url)"
 region="$(tf_output eks-cluster region)"
 cluster_name="$(tf_output eks-cluster cluster_name)"
+vpc_id="$(tf_output eks-cluster vpc_id)"
 app_role_arn="$(tf_output eks-cluster app_role_arn)"
 autoscaler_role_arn="$(tf_output eks-cluster autoscaler_role_arn)"
+lb_controller_role_arn="$(tf_output eks-cluster load_balancer_controller_role_arn)"
+domain_name="$(tf_output eks-cluster domain_name optional)"
+certificate_arn="${ACM_CERTIFICATE_ARN:-$(tf_output eks-cluster certificate_arn optional)}"
 
 components=""
-tls_patch=""
-if [[ -n "${ACM_CERTIFICATE_ARN:-}" ]]; then
-  [[ "${ACM_CERTIFICATE_ARN}" =~ ^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$ ]] ||
-    die "ACM_CERTIFICATE_ARN is not an ACM certificate ARN"
+service_patches=""
+if [[ -n "${certificate_arn}" ]]; then
+  [[ "${certificate_arn}" =~ ^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$ ]] ||
+    die "'${certificate_arn}' is not an ACM certificate ARN"
   components="components:
   - ../../kubernetes/components/tls"
-  tls_patch="  - target:
+  service_patches="      - op: add
+        path: /metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-ssl-cert
+        value: ${certificate_arn}"
+fi
+if [[ -n "${domain_name}" ]]; then
+  # external-dns points this name at the load balancer.
+  service_patches="${service_patches}
+      - op: add
+        path: /metadata/annotations/external-dns.alpha.kubernetes.io~1hostname
+        value: ${domain_name}"
+fi
+service_patch=""
+if [[ -n "${service_patches}" ]]; then
+  service_patch="  - target:
       kind: Service
       name: kiusys-app
     patch: |-
-      - op: add
-        path: /metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-ssl-cert
-        value: ${ACM_CERTIFICATE_ARN}"
+${service_patches}"
 fi
 
 mkdir -p "${out_dir}"
@@ -95,7 +114,48 @@ patches:
       - op: replace
         path: /spec/template/spec/containers/0/command/3
         value: --node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/${cluster_name}
-${tls_patch}
+      - op: replace
+        path: /spec/template/spec/containers/0/env/0/value
+        value: ${region}
+${service_patch}
 YAML
-echo "Wrote ${out_dir}/kustomization.yaml for ${repository_url}:${tag}."
-echo "Apply it with: kubectl apply -k build/deploy"
+
+cat >"${out_dir}/aws-load-balancer-controller.values.yaml" <<YAML
+# Written by kubernetes/configure.sh; Helm values of the AWS Load Balancer Controller.
+clusterName: ${cluster_name}
+region: ${region}
+vpcId: ${vpc_id}
+serviceAccount:
+  create: true
+  name: aws-load-balancer-controller
+  annotations:
+    eks.amazonaws.com/role-arn: ${lb_controller_role_arn}
+YAML
+echo "Wrote ${out_dir}/kustomization.yaml for ${repository_url}:${tag}"
+echo "and ${out_dir}/aws-load-balancer-controller.values.yaml."
+
+if [[ -n "${domain_name}" ]]; then
+  external_dns_role_arn="$(tf_output eks-cluster external_dns_role_arn)"
+  cat >"${out_dir}/external-dns.values.yaml" <<YAML
+# Written by kubernetes/configure.sh; Helm values of external-dns.
+provider:
+  name: aws
+sources:
+  - service
+domainFilters:
+  - ${domain_name}
+# sync: the record goes when the Service goes; TXT records mark which ones this cluster owns.
+policy: sync
+registry: txt
+txtOwnerId: ${cluster_name}
+env:
+  - name: AWS_DEFAULT_REGION
+    value: ${region}
+serviceAccount:
+  create: true
+  name: external-dns
+  annotations:
+    eks.amazonaws.com/role-arn: ${external_dns_role_arn}
+YAML
+  echo "Wrote ${out_dir}/external-dns.values.yaml for ${domain_name}."
+fi

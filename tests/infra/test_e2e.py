@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from tests.support.aws import REGION
-from tests.support.processes import moto_server
+from tests.support.processes import Emulator, moto_server
 from tests.support.terraform import ROOTS, Workspace
 
 pytestmark = pytest.mark.slow
@@ -54,12 +54,33 @@ class Stack:
         return self.workspace.output(root, name)
 
 
+# The optional inputs, all set: a test domain in a hosted zone the test makes, and one admin.
+DOMAIN = "api.kiusys.test"
+ADMIN = "arn:aws:iam::123456789012:role/platform-admins"
+
+
+def hosted_zone(emulator: Emulator) -> str:
+    route53 = boto3.client(
+        "route53", region_name=REGION, endpoint_url=emulator.url, verify=str(emulator.ca_bundle)
+    )
+    zone = route53.create_hosted_zone(Name="kiusys.test", CallerReference="e2e")["HostedZone"]
+    return str(zone["Id"]).rsplit("/", 1)[-1]
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, provider_mirror: Path) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("terraform")
     with moto_server(cert_dir=directory / "tls") as emulator:
         assert emulator.ca_bundle is not None
         workspace = Workspace(directory / "roots", emulator)
+        workspace.set_variables(
+            "eks-cluster",
+            {
+                "domain_name": DOMAIN,
+                "hosted_zone_id": hosted_zone(emulator),
+                "admin_principal_arns": [ADMIN],
+            },
+        )
         started = time.monotonic()
         counts = {}
         for root in ROOTS:

@@ -70,7 +70,7 @@ def test_same_file_split(root: str) -> None:
 
 def test_provider_and_terraform_constraints(root: str) -> None:
     (terraform,) = load(root)["terraform"]
-    assert terraform["required_version"] == ">= 1.10"
+    assert terraform["required_version"] == ">= 1.11"
     (providers,) = terraform["required_providers"]
     assert providers == {"aws": {"source": "hashicorp/aws", "version": "~> 5.100"}}
     assert "module" not in load(root), "no registry modules"

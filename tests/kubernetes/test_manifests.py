@@ -13,7 +13,7 @@ import pytest
 
 from kiusys_app.api.routes.health import LIVENESS_PATH, READINESS_PATH
 from kiusys_app.main import app
-from tests.kubernetes.conftest import Manifest, find, variable_default
+from tests.kubernetes.conftest import Manifest, find, render, variable_default
 from tests.support.app import sqlite_settings, started_app
 from tests.support.processes import REPO_ROOT
 
@@ -204,9 +204,9 @@ def test_service_account_matches_the_irsa_trust(rendered: list[Manifest]) -> Non
     deployment = find(rendered, "Deployment", "kiusys-app")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["name"]
     trust = (REPO_ROOT / "eks-cluster" / "irsa.tf").read_text()
-    assert (
-        'app        = "system:serviceaccount:${var.app_namespace}:${var.app_service_account}"'
-        in trust
+    assert re.search(
+        r'app += "system:serviceaccount:\$\{var.app_namespace\}:\$\{var.app_service_account\}"',
+        trust,
     )
     assert account["namespace"] == variable_default("eks-cluster", "app_namespace")
     assert account["name"] == variable_default("eks-cluster", "app_service_account")
@@ -237,15 +237,103 @@ def test_cluster_autoscaler_follows_the_cluster_version(
     (container,) = find(rendered, "Deployment", "cluster-autoscaler")["spec"]["template"]["spec"][
         "containers"
     ]
+    # The latest patch of the cluster's minor version when this was written.
     assert (
         container["image"]
-        == f"registry.k8s.io/autoscaling/cluster-autoscaler:v{kubernetes_minor}.0"
+        == f"registry.k8s.io/autoscaling/cluster-autoscaler:v{kubernetes_minor}.2"
     )
     discovery = [a for a in container["command"] if a.startswith("--node-group-auto-discovery=")]
     cluster = variable_default("eks-cluster", "cluster_name")
     assert discovery == [
         f"--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/{cluster}"
     ]
+
+
+def test_cluster_autoscaler_can_sync_every_informer(rendered: list[Manifest]) -> None:
+    """Since 1.33 it waits for all its informers before its first loop; one it may not list or
+    watch leaves it Running and Ready and never scaling."""
+    rules = find(rendered, "ClusterRole", "cluster-autoscaler")["rules"]
+    granted = {
+        (group, resource)
+        for rule in rules
+        if {"list", "watch"} <= set(rule["verbs"]) and "resourceNames" not in rule
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert ("storage.k8s.io", "volumeattachments") in granted
+    for resource in ("pods", "nodes", "persistentvolumeclaims", "persistentvolumes"):
+        assert ("", resource) in granted
+    for resource in ("csinodes", "csidrivers", "csistoragecapacities", "storageclasses"):
+        assert ("storage.k8s.io", resource) in granted
+
+
+def test_cluster_autoscaler_is_told_its_region(rendered: list[Manifest]) -> None:
+    (container,) = find(rendered, "Deployment", "cluster-autoscaler")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AWS_REGION"] == variable_default("eks-cluster", "region")
+
+
+def test_the_app_scratch_volume_cannot_pin_a_node(rendered: list[Manifest]) -> None:
+    """The autoscaler skips nodes whose pods hold disk-backed local storage, unless the pod is
+    marked safe to evict; an in-memory emptyDir is not local storage to it."""
+    template = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]
+    safe = (
+        template["metadata"]
+        .get("annotations", {})
+        .get("cluster-autoscaler.kubernetes.io/safe-to-evict")
+    )
+    scratch = [v for v in template["spec"]["volumes"] if "emptyDir" in v]
+    assert scratch, "the app mounts a writable /tmp"
+    for volume in scratch:
+        assert volume["emptyDir"].get("medium") == "Memory" or safe == "true", volume
+        assert volume["emptyDir"]["sizeLimit"]
+
+
+LBC = "service.beta.kubernetes.io/aws-load-balancer-"
+
+
+def test_the_service_is_an_nlb_of_the_load_balancer_controller(rendered: list[Manifest]) -> None:
+    annotations = find(rendered, "Service", "kiusys-app")["metadata"]["annotations"]
+    assert annotations[f"{LBC}type"] == "external", "not the legacy in-tree provider"
+    assert annotations[f"{LBC}nlb-target-type"] == "ip"
+    assert annotations[f"{LBC}scheme"] == "internet-facing"
+    assert annotations[f"{LBC}healthcheck-protocol"] == "HTTP"
+    assert annotations[f"{LBC}healthcheck-path"] == READINESS_PATH
+    # Only the controller's annotations: the in-tree provider's would be silently ignored.
+    legacy = {f"{LBC}{name}" for name in ("backend-protocol", "connection-draining-enabled")}
+    assert not legacy & set(annotations)
+
+
+def test_draining_fits_inside_the_pods_shutdown(rendered: list[Manifest]) -> None:
+    annotations = find(rendered, "Service", "kiusys-app")["metadata"]["annotations"]
+    attributes = dict(
+        pair.split("=") for pair in annotations[f"{LBC}target-group-attributes"].split(",")
+    )
+    delay = int(attributes["deregistration_delay.timeout_seconds"])
+    pod = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]["spec"]
+    pre_stop = app_container(rendered)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < delay < pre_stop < pod["terminationGracePeriodSeconds"]
+
+
+def test_rollouts_wait_for_healthy_targets(rendered: list[Manifest]) -> None:
+    labels = find(rendered, "Namespace", "kiusys")["metadata"]["labels"]
+    assert labels["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
+
+
+def test_the_tls_component_exposes_only_443(tmp_path: Path) -> None:
+    shutil.copytree(REPO_ROOT / "kubernetes", tmp_path / "kubernetes")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "resources:\n  - ../kubernetes\ncomponents:\n  - ../kubernetes/components/tls\n"
+    )
+    service = find(render(overlay), "Service", "kiusys-app")
+    assert [(p["name"], p["port"]) for p in service["spec"]["ports"]] == [("https", 443)]
+    annotations = service["metadata"]["annotations"]
+    assert annotations[f"{LBC}ssl-ports"] == "443"
+    assert annotations[f"{LBC}ssl-negotiation-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 def test_no_latest_tags_or_account_ids_in_git() -> None:

@@ -8,17 +8,28 @@ import re
 import shutil
 import stat
 import subprocess
+import tarfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.kubernetes.conftest import find, render, variable_default
+from tests.kubernetes.test_manifests import LBC
 from tests.support.processes import REPO_ROOT
 
 BASH = shutil.which("bash") or "/bin/bash"
-SCRIPTS = ["install_kubectl.sh", "terraform-docs.sh", "kubernetes/configure.sh", ".ci/run"]
+SCRIPTS = [
+    "install_kubectl.sh",
+    "install_helm.sh",
+    "terraform-docs.sh",
+    "kubernetes/configure.sh",
+    ".ci/run",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -121,7 +132,7 @@ def test_terraform_docs_script_injects_into_every_root(
 
 @pytest.fixture
 def release_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A loopback stand-in for dl.k8s.io; yields its URL and the folder it serves."""
+    """A loopback stand-in for a release site; yields its URL and the folder it serves."""
     root = tmp_path / "releases"
     root.mkdir()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
@@ -133,70 +144,112 @@ def release_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     server.server_close()
 
 
-def publish(root: Path, version: str, arch: str, checksum: str | None = None) -> None:
-    folder = root / version / "bin" / "linux" / arch
-    folder.mkdir(parents=True)
-    binary = folder / "kubectl"
-    binary.write_text(f"#!/bin/sh\necho 'Client Version: {version} ({arch})'\n")
-    digest = checksum or hashlib.sha256(binary.read_bytes()).hexdigest()
-    (folder / "kubectl.sha256").write_text(digest)
+def fake_binary(path: Path, name: str, version: str, arch: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho '{name} {version} ({arch})'\n")
+    path.chmod(0o755)
 
 
-def installer(
-    release: tuple[str, Path], tmp_path: Path, machine: str = "x86_64", uid: int = 0
-) -> subprocess.CompletedProcess[str]:
-    tools = tmp_path / "tools"
-    stub(tools, "uname", f'[[ "$1" == "-m" ]] && echo {machine} || echo Linux')
-    stub(tools, "id", f"echo {uid}")
-    stub(tools, "sudo", f'echo "$*" >> {tmp_path / "sudo-calls"}; "$@"')
-    return run(
-        [str(REPO_ROOT / "install_kubectl.sh"), str(tmp_path / "install")],
-        [tools],
-        KUBECTL_BASE_URL=release[0],
-    )
+@dataclass(frozen=True)
+class Installer:
+    """An install script, and how its release site lays out a release."""
+
+    script: str
+    base_url_variable: str
+
+    @property
+    def tool(self) -> str:
+        return self.script.removeprefix("install_").removesuffix(".sh")
+
+    def pinned_version(self) -> str:
+        text = (REPO_ROOT / self.script).read_text()
+        (version,) = re.findall(r'^readonly default_version="(v[\d.]+)"$', text, re.MULTILINE)
+        return version
+
+    def publish(self, root: Path, arch: str, checksum: str | None = None) -> None:
+        version = self.pinned_version()
+        if self.tool == "kubectl":  # dl.k8s.io: the binary, and its digest beside it
+            artifact = root / version / "bin" / "linux" / arch / "kubectl"
+            fake_binary(artifact, "kubectl", version, arch)
+        else:  # get.helm.sh: a tarball holding linux-ARCH/helm, and its digest beside it
+            staging = root / "staging"
+            fake_binary(staging / f"linux-{arch}" / "helm", "helm", version, arch)
+            artifact = root / f"helm-{version}-linux-{arch}.tar.gz"
+            with tarfile.open(artifact, "w:gz") as archive:
+                archive.add(staging / f"linux-{arch}", arcname=f"linux-{arch}")
+        digest = checksum or hashlib.sha256(artifact.read_bytes()).hexdigest()
+        (artifact.parent / f"{artifact.name}.sha256").write_text(digest)
+
+    def run(
+        self, release: tuple[str, Path], tmp_path: Path, machine: str = "x86_64", uid: int = 0
+    ) -> subprocess.CompletedProcess[str]:
+        tools = tmp_path / "tools"
+        stub(tools, "uname", f'[[ "$1" == "-m" ]] && echo {machine} || echo Linux')
+        stub(tools, "id", f"echo {uid}")
+        stub(tools, "sudo", f'echo "$*" >> {tmp_path / "sudo-calls"}; "$@"')
+        return run(
+            [str(REPO_ROOT / self.script), str(tmp_path / "install")],
+            [tools],
+            **{self.base_url_variable: release[0]},
+        )
 
 
-def pinned_version() -> str:
-    text = (REPO_ROOT / "install_kubectl.sh").read_text()
-    (version,) = re.findall(r'^readonly default_version="(v[\d.]+)"$', text, re.MULTILINE)
-    return version
+INSTALLERS = [
+    Installer("install_kubectl.sh", "KUBECTL_BASE_URL"),
+    Installer("install_helm.sh", "HELM_BASE_URL"),
+]
+installers = pytest.mark.parametrize("installer", INSTALLERS, ids=lambda i: i.tool)
 
 
 def test_kubectl_is_pinned_to_the_cluster_minor_version() -> None:
     minor = variable_default("eks-cluster", "kubernetes_version")
-    assert pinned_version().startswith(f"v{minor}.")
+    assert INSTALLERS[0].pinned_version().startswith(f"v{minor}.")
 
 
+@installers
 @pytest.mark.parametrize(("machine", "arch"), [("x86_64", "amd64"), ("aarch64", "arm64")])
 def test_installs_the_verified_binary_for_the_architecture(
-    release_server: tuple[str, Path], tmp_path: Path, machine: str, arch: str
+    installer: Installer,
+    release_server: tuple[str, Path],
+    tmp_path: Path,
+    machine: str,
+    arch: str,
 ) -> None:
-    publish(release_server[1], pinned_version(), arch)
-    result = installer(release_server, tmp_path, machine=machine)
+    installer.publish(release_server[1], arch)
+    result = installer.run(release_server, tmp_path, machine=machine)
     assert result.returncode == 0, result.stderr
-    assert f"Client Version: {pinned_version()} ({arch})" in result.stdout
-    assert os.access(tmp_path / "install" / "kubectl", os.X_OK)
+    assert f"{installer.tool} {installer.pinned_version()} ({arch})" in result.stdout
+    assert os.access(tmp_path / "install" / installer.tool, os.X_OK)
     assert not (tmp_path / "sudo-calls").exists(), "root needs no sudo"
 
 
-def test_a_bad_checksum_installs_nothing(release_server: tuple[str, Path], tmp_path: Path) -> None:
-    publish(release_server[1], pinned_version(), "amd64", checksum="0" * 64)
-    result = installer(release_server, tmp_path)
+@installers
+def test_a_bad_checksum_installs_nothing(
+    installer: Installer, release_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    installer.publish(release_server[1], "amd64", checksum="0" * 64)
+    result = installer.run(release_server, tmp_path)
     assert result.returncode == 1
     assert "checksum mismatch" in result.stderr
-    assert not (tmp_path / "install" / "kubectl").exists()
+    assert not (tmp_path / "install" / installer.tool).exists()
 
 
-def test_uses_sudo_only_when_not_root(release_server: tuple[str, Path], tmp_path: Path) -> None:
-    publish(release_server[1], pinned_version(), "amd64")
-    result = installer(release_server, tmp_path, uid=1000)
+@installers
+def test_uses_sudo_only_when_not_root(
+    installer: Installer, release_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    installer.publish(release_server[1], "amd64")
+    result = installer.run(release_server, tmp_path, uid=1000)
     assert result.returncode == 0, result.stderr
     sudo_calls = (tmp_path / "sudo-calls").read_text().splitlines()
     assert [c.split()[0] for c in sudo_calls] == ["install", "install"]
 
 
-def test_refuses_an_unknown_architecture(release_server: tuple[str, Path], tmp_path: Path) -> None:
-    result = installer(release_server, tmp_path, machine="sparc64")
+@installers
+def test_refuses_an_unknown_architecture(
+    installer: Installer, release_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    result = installer.run(release_server, tmp_path, machine="sparc64")
     assert result.returncode == 1
     assert "unsupported architecture: sparc64" in result.stderr
 
@@ -207,26 +260,49 @@ OUTPUTS = {
     "repository_url": "111122223333.dkr.ecr.sa-east-1.amazonaws.com/kiusys-app",
     "region": "sa-east-1",
     "cluster_name": "kiusys-prod",
+    "vpc_id": "vpc-0a1b2c3d4e5f60718",
     "app_role_arn": "arn:aws:iam::111122223333:role/kiusys-prod-app",
     "autoscaler_role_arn": "arn:aws:iam::111122223333:role/kiusys-prod-cluster-autoscaler",
+    "load_balancer_controller_role_arn": "arn:aws:iam::111122223333:role/kiusys-prod-lbc",
+    "domain_name": "",
+    "certificate_arn": "",
+    "external_dns_role_arn": "",
+}
+WITH_DOMAIN = {
+    **OUTPUTS,
+    "domain_name": "api.example.com",
+    "certificate_arn": "arn:aws:acm:sa-east-1:111122223333:certificate/0f2e-aa11",
+    "external_dns_role_arn": "arn:aws:iam::111122223333:role/kiusys-prod-external-dns",
 }
 
 
-@pytest.fixture
-def configure(tmp_path: Path) -> Path:
-    """A copy of kubernetes/ and a `terraform` stand-in that knows the outputs above."""
+def configure_copy(tmp_path: Path, outputs: dict[str, str]) -> Path:
+    """A copy of kubernetes/ and a `terraform` stand-in that knows `outputs`."""
     shutil.copytree(REPO_ROOT / "kubernetes", tmp_path / "kubernetes")
     (tmp_path / "kubernetes" / "configure.sh").chmod(0o755)
-    cases = "\n".join(f'  *" {name}") echo -n "{value}" ;;' for name, value in OUTPUTS.items())
+    cases = "\n".join(f'  *" {name}") echo -n "{value}" ;;' for name, value in outputs.items())
     stub(tmp_path / "bin", "terraform", f'case "$*" in\n{cases}\n  *) exit 1 ;;\nesac')
     return tmp_path
 
 
-def test_configure_fills_image_roles_region_and_cluster(configure: Path) -> None:
-    result = run([str(configure / "kubernetes" / "configure.sh"), "1.4.2"], [configure / "bin"])
+def configured(tmp_path: Path, outputs: dict[str, str], **env: str) -> Path:
+    """Runs configure.sh on a copy of kubernetes/; the folder it wrote."""
+    configure_copy(tmp_path, outputs)
+    result = run(
+        [str(tmp_path / "kubernetes" / "configure.sh"), "1.4.2"], [tmp_path / "bin"], **env
+    )
     assert result.returncode == 0, result.stderr
-    deploy = render(configure / "build" / "deploy")
-    (container,) = find(deploy, "Deployment", "kiusys-app")["spec"]["template"]["spec"][
+    return tmp_path / "build" / "deploy"
+
+
+def helm_values(deploy: Path, chart: str) -> dict[str, Any]:
+    return yaml.safe_load((deploy / f"{chart}.values.yaml").read_text())  # type: ignore[no-any-return]
+
+
+def test_configure_fills_image_roles_region_and_cluster(tmp_path: Path) -> None:
+    deploy = configured(tmp_path, OUTPUTS)
+    rendered = render(deploy)
+    (container,) = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]["spec"][
         "containers"
     ]
     assert container["image"] == f"{OUTPUTS['repository_url']}:1.4.2"
@@ -234,34 +310,69 @@ def test_configure_fills_image_roles_region_and_cluster(configure: Path) -> None
         ("kiusys-app", "app_role_arn"),
         ("cluster-autoscaler", "autoscaler_role_arn"),
     ):
-        annotations = find(deploy, "ServiceAccount", account)["metadata"]["annotations"]
+        annotations = find(rendered, "ServiceAccount", account)["metadata"]["annotations"]
         assert annotations["eks.amazonaws.com/role-arn"] == OUTPUTS[output]
-    (config,) = [m for m in deploy if m["kind"] == "ConfigMap"]
+    (config,) = [m for m in rendered if m["kind"] == "ConfigMap"]
     assert config["data"]["AWS_REGION"] == "sa-east-1"
     assert config["data"]["KIUSYS_TABLE_NAME"] == "flights-db"
-    command = find(deploy, "Deployment", "cluster-autoscaler")["spec"]["template"]["spec"][
+    (autoscaler,) = find(rendered, "Deployment", "cluster-autoscaler")["spec"]["template"]["spec"][
         "containers"
-    ][0]["command"]
-    assert any(arg.endswith("k8s.io/cluster-autoscaler/kiusys-prod") for arg in command)
-    assert [p["port"] for p in find(deploy, "Service", "kiusys-app")["spec"]["ports"]] == [80]
-
-
-def test_configure_adds_tls_when_a_certificate_is_given(configure: Path) -> None:
-    arn = "arn:aws:acm:sa-east-1:111122223333:certificate/0f2e-aa11"
-    result = run(
-        [str(configure / "kubernetes" / "configure.sh"), "1.4.2"],
-        [configure / "bin"],
-        ACM_CERTIFICATE_ARN=arn,
-    )
-    assert result.returncode == 0, result.stderr
-    service = find(render(configure / "build" / "deploy"), "Service", "kiusys-app")
-    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
-        (80, "http"),
-        (443, "http"),
     ]
+    assert any(a.endswith("k8s.io/cluster-autoscaler/kiusys-prod") for a in autoscaler["command"])
+    assert autoscaler["env"] == [{"name": "AWS_REGION", "value": "sa-east-1"}]
+    service = find(rendered, "Service", "kiusys-app")
+    assert [p["port"] for p in service["spec"]["ports"]] == [80], "no certificate: plain HTTP"
+    assert not (deploy / "external-dns.values.yaml").exists(), "no domain: no external-dns"
+
+
+def test_configure_writes_the_load_balancer_controllers_values(tmp_path: Path) -> None:
+    values = helm_values(configured(tmp_path, OUTPUTS), "aws-load-balancer-controller")
+    assert values == {
+        "clusterName": "kiusys-prod",
+        "region": "sa-east-1",
+        "vpcId": "vpc-0a1b2c3d4e5f60718",
+        "serviceAccount": {
+            "create": True,
+            "name": "aws-load-balancer-controller",
+            "annotations": {
+                "eks.amazonaws.com/role-arn": OUTPUTS["load_balancer_controller_role_arn"]
+            },
+        },
+    }
+    trust = (REPO_ROOT / "eks-cluster" / "irsa.tf").read_text()
+    assert "system:serviceaccount:kube-system:aws-load-balancer-controller" in trust
+
+
+def test_configure_serves_only_tls_and_points_the_domain_when_there_is_one(
+    tmp_path: Path,
+) -> None:
+    deploy = configured(tmp_path, WITH_DOMAIN)
+    service = find(render(deploy), "Service", "kiusys-app")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(443, "http")]
     annotations = service["metadata"]["annotations"]
-    assert annotations["service.beta.kubernetes.io/aws-load-balancer-ssl-cert"] == arn
-    assert annotations["service.beta.kubernetes.io/aws-load-balancer-ssl-ports"] == "443"
+    assert annotations[f"{LBC}ssl-cert"] == WITH_DOMAIN["certificate_arn"]
+    assert annotations["external-dns.alpha.kubernetes.io/hostname"] == "api.example.com"
+    values = helm_values(deploy, "external-dns")
+    assert values["domainFilters"] == ["api.example.com"]
+    assert values["txtOwnerId"] == "kiusys-prod"
+    assert values["policy"] == "sync", "the record goes when the Service goes"
+    assert values["serviceAccount"]["name"] == "external-dns"
+    role = values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
+    assert role == WITH_DOMAIN["external_dns_role_arn"]
+
+
+def test_a_given_certificate_takes_precedence(tmp_path: Path) -> None:
+    arn = "arn:aws:acm:sa-east-1:111122223333:certificate/9999-bbbb"
+    service = find(
+        render(configured(tmp_path, OUTPUTS, ACM_CERTIFICATE_ARN=arn)), "Service", "kiusys-app"
+    )
+    assert [p["port"] for p in service["spec"]["ports"]] == [443]
+    assert service["metadata"]["annotations"][f"{LBC}ssl-cert"] == arn
+
+
+@pytest.fixture
+def configure(tmp_path: Path) -> Path:
+    return configure_copy(tmp_path, OUTPUTS)
 
 
 @pytest.mark.parametrize("tag", ["", "latest", "bad tag"])

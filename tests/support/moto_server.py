@@ -2,6 +2,7 @@
 
 moto's own `moto_server` serves requests on threads, and its UpdateItem is an unlocked
 read-modify-write, so concurrent increments get lost inside moto itself. One thread removes that.
+In front of moto sits `EksExtras`: the EKS add-on and access-entry calls that moto lacks.
 
 Usage: python -m tests.support.moto_server --port PORT [--host HOST] [--cert-dir DIR]
 """
@@ -13,10 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from moto import settings as moto_settings
 from moto.iam.access_control import IAMPolicy
 from moto.s3.models import FakeBucket, FakeDeleteMarker
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_ssl_devcert, run_simple
+
+from tests.support.eks_extras import EksExtras
 
 
 def honour_secure_transport(secure: bool) -> None:
@@ -65,9 +69,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = DomainDispatcherApplication(create_backend_app)
+    app = EksExtras(DomainDispatcherApplication(create_backend_app))
     # Terraform attaches AWS-managed policies (the EKS worker policies) by ARN.
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    # ACM issues a DNS-validated certificate at once instead of after a minute.
+    moto_settings.ACM_VALIDATION_WAIT = 0
     honour_secure_transport(args.cert_dir is not None)
     let_delete_markers_be_deleted()
     ssl_context = None

@@ -25,7 +25,20 @@ ROOTS = ["s3-backends", "dynamodb", "ecr-repo", "eks-cluster"]
 MIRROR_ENV = "KIUSYS_TF_PROVIDER_MIRROR"
 
 # Services the roots use, all pointed at the emulator.
-_SERVICES = ["autoscaling", "dynamodb", "ec2", "ecr", "eks", "iam", "kms", "logs", "s3", "sts"]
+_SERVICES = [
+    "acm",
+    "autoscaling",
+    "dynamodb",
+    "ec2",
+    "ecr",
+    "eks",
+    "iam",
+    "kms",
+    "logs",
+    "route53",
+    "s3",
+    "sts",
+]
 
 # Where a provider mirror may be: Terraform's implied local mirror directories, then any
 # directory one level under /opt that holds a `registry.terraform.io` tree.
@@ -178,6 +191,10 @@ class Workspace:
 
     def root(self, name: str) -> Path:
         return self.directory / name
+
+    def set_variables(self, root: str, values: dict[str, Any]) -> None:
+        """Variables for every later command in `root`, as an auto-loaded tfvars file."""
+        (self.root(root) / "emulator.auto.tfvars.json").write_text(json.dumps(values))
 
     def run(self, root: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
