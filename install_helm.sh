@@ -12,49 +12,14 @@ readonly version="${HELM_VERSION:-${default_version}}"
 readonly base_url="${HELM_BASE_URL:-https://get.helm.sh}"
 readonly install_dir="${1:-/usr/local/bin}"
 
-die() {
-  echo "install_helm.sh: $*" >&2
-  exit 1
-}
-
-detect_os() {
-  case "$(uname -s)" in
-    Linux) echo linux ;;
-    Darwin) echo darwin ;;
-    *) die "unsupported operating system: $(uname -s)" ;;
-  esac
-}
-
-detect_arch() {
-  case "$(uname -m)" in
-    x86_64 | amd64) echo amd64 ;;
-    aarch64 | arm64) echo arm64 ;;
-    *) die "unsupported architecture: $(uname -m)" ;;
-  esac
-}
-
-sha256_of() {
-  if command -v sha256sum >/dev/null 2>&1; then
-    sha256sum "$1" | cut -d ' ' -f 1
-  else
-    shasum -a 256 "$1" | cut -d ' ' -f 1
-  fi
-}
-
-# Runs a command as root: directly when we are root, through sudo otherwise.
-as_root() {
-  if [[ "$(id -u)" -eq 0 ]]; then
-    "$@"
-  else
-    sudo "$@"
-  fi
-}
+# shellcheck source=install_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install_common.sh"
 
 main() {
   [[ "${version}" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "HELM_VERSION must look like v4.2.4, not '${version}'"
   command -v curl >/dev/null 2>&1 || die "curl is required"
 
-  local os arch archive url workdir expected actual
+  local os arch archive url workdir
   os="$(detect_os)"
   arch="$(detect_arch)"
   archive="helm-${version}-${os}-${arch}.tar.gz"
@@ -67,11 +32,7 @@ main() {
   curl --fail --silent --show-error --location --output "${workdir}/${archive}" "${url}"
   curl --fail --silent --show-error --location --output "${workdir}/${archive}.sha256" "${url}.sha256"
 
-  # The published file holds the digest, possibly followed by the file name.
-  expected="$(cut -d ' ' -f 1 <"${workdir}/${archive}.sha256" | tr -d '[:space:]')"
-  actual="$(sha256_of "${workdir}/${archive}")"
-  [[ -n "${expected}" && "${expected}" == "${actual}" ]] ||
-    die "checksum mismatch for ${url}: expected '${expected}', got '${actual}'; nothing installed"
+  verify_sha256 "${workdir}/${archive}" "${workdir}/${archive}.sha256" "${url}"
 
   tar -xzf "${workdir}/${archive}" -C "${workdir}" "${os}-${arch}/helm"
   as_root install -d "${install_dir}"

@@ -73,6 +73,13 @@ def configure_logging() -> None:
     uvicorn's access log is silenced (ours replaces it); its server log ("uvicorn" and
     "uvicorn.error", which propagates to it) gets the same JSON handler as the service.
     """
+    # What the JSON lines never show, LogRecord need not gather: the calling frame, thread,
+    # process and multiprocessing names (the "Optimization" table of Python's logging HOWTO).
+    # A quarter of what a request's log line cost.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     service = logging.getLogger("kiusys_app")
     _json_handler(service, replace=False)
     service.setLevel(logging.INFO)

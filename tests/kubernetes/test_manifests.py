@@ -173,7 +173,7 @@ def test_hpa_targets_the_deployment(rendered: list[Manifest]) -> None:
     find(rendered, target["kind"], target["name"])
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
     (metric,) = hpa["spec"]["metrics"]
-    assert metric["resource"]["target"]["averageUtilization"] == 50
+    assert metric["resource"]["target"]["averageUtilization"] == 60
 
 
 def test_selectors_match_pod_labels(rendered: list[Manifest]) -> None:

@@ -32,10 +32,10 @@ SCRIPTS = [
 ]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", [*SCRIPTS, "install_common.sh"])
 def test_shellcheck_clean(script: str) -> None:
     result = subprocess.run(
-        ["shellcheck", "--severity=style", str(REPO_ROOT / script)],
+        ["shellcheck", "--external-sources", "--severity=style", str(REPO_ROOT / script)],
         capture_output=True,
         text=True,
         check=False,
