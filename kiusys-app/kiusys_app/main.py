@@ -1,5 +1,6 @@
 """Assembles the ASGI app: `create_app(settings)`, and the `app` that uvicorn serves."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +43,11 @@ def create_app(settings: Settings) -> FastAPI:
         if not api_keys:
             logger.warning("no API keys are set: record and check calls are open to anyone")
         app.state.store = open_store(settings, StoreMetrics())
+        # Everything made so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which would otherwise walk it every few seconds under load
+        # (tens of ms each, the p99 of a request that waits for one).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
