@@ -47,8 +47,8 @@ WITH_KEYS = {"KIUSYS_API_KEYS": API_KEY}
 WRK_KEY = {"API_KEY": API_KEY}
 ABLATIONS = ("access-log", "metrics", "api-key", "limits")
 # Other settings of the DynamoDB store's pool (threads = connections) and botocore's parameter
-# validation, beside the chosen ones (8, off); 40 with validation is the old thread pool's size.
-DYNAMODB_CANDIDATES = ((4, "false"), (16, "false"), (8, "true"), (40, "true"))
+# validation, beside the chosen ones (8, on); 40 is the old shared thread pool's size.
+DYNAMODB_CANDIDATES = ((4, "true"), (16, "true"), (8, "false"), (40, "true"))
 
 
 @dataclass
