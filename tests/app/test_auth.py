@@ -76,7 +76,10 @@ def test_any_configured_key_is_accepted(keyed: TestClient, headers: dict[str, st
     assert recorded(keyed) == 1
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/", "/openapi.json"])
+@pytest.mark.parametrize(
+    "path",
+    ["/healthz", "/readyz", "/metrics", "/", "/openapi.json", "/docs-assets/swagger-ui.css"],
+)
 def test_probes_metrics_and_docs_stay_open(keyed: TestClient, path: str) -> None:
     assert keyed.get(path).status_code == 200
 
