@@ -1,6 +1,6 @@
 # An optional custom domain: an ACM certificate for it, validated through Route53, and the IAM
-# role (IRSA) that lets external-dns point the domain at the Service's load balancer. Nothing
-# here exists unless both domain_name and hosted_zone_id are set.
+# policy of the role (irsa.tf) that lets external-dns point the domain at the Service's load
+# balancer. Nothing here exists unless both domain_name and hosted_zone_id are set.
 locals {
   custom_domain = var.domain_name != null && var.hosted_zone_id != null
   hosted_zone   = "arn:${local.partition}:route53:::hostedzone/${coalesce(var.hosted_zone_id, "-")}"
@@ -72,19 +72,4 @@ data "aws_iam_policy_document" "external_dns" {
     actions   = ["route53:ListHostedZones"]
     resources = ["*"]
   }
-}
-
-resource "aws_iam_role" "external_dns" {
-  count = local.custom_domain ? 1 : 0
-
-  name               = "${var.cluster_name}-external-dns"
-  assume_role_policy = data.aws_iam_policy_document.irsa_trust["external_dns"].json
-}
-
-resource "aws_iam_role_policy" "external_dns" {
-  count = local.custom_domain ? 1 : 0
-
-  name   = "external-dns"
-  role   = aws_iam_role.external_dns[0].id
-  policy = data.aws_iam_policy_document.external_dns.json
 }

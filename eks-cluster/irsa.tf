@@ -7,16 +7,42 @@ resource "aws_iam_openid_connect_provider" "cluster" {
 locals {
   oidc_issuer = replace(aws_iam_openid_connect_provider.cluster.url, "https://", "")
 
-  service_accounts = {
-    app                      = "system:serviceaccount:${var.app_namespace}:${var.app_service_account}"
-    autoscaler               = "system:serviceaccount:kube-system:cluster-autoscaler"
-    load_balancer_controller = "system:serviceaccount:kube-system:aws-load-balancer-controller"
-    external_dns             = "system:serviceaccount:kube-system:external-dns"
-  }
+  # Each role: the one ServiceAccount that may assume it, the role's name after the cluster's,
+  # and its inline policy (documents in this file, load_balancer_controller.tf and dns.tf).
+  irsa_roles = merge(
+    {
+      app = {
+        service_account = "system:serviceaccount:${var.app_namespace}:${var.app_service_account}"
+        name            = "app"
+        policy_name     = "dynamodb-counters"
+        policy          = data.aws_iam_policy_document.app.json
+      }
+      autoscaler = {
+        service_account = "system:serviceaccount:kube-system:cluster-autoscaler"
+        name            = "cluster-autoscaler"
+        policy_name     = "cluster-autoscaler"
+        policy          = data.aws_iam_policy_document.autoscaler.json
+      }
+      load_balancer_controller = {
+        service_account = "system:serviceaccount:kube-system:aws-load-balancer-controller"
+        name            = "aws-load-balancer-controller"
+        policy_name     = "aws-load-balancer-controller"
+        policy          = data.aws_iam_policy_document.load_balancer_controller.json
+      }
+    },
+    local.custom_domain ? {
+      external_dns = {
+        service_account = "system:serviceaccount:kube-system:external-dns"
+        name            = "external-dns"
+        policy_name     = "external-dns"
+        policy          = data.aws_iam_policy_document.external_dns.json
+      }
+    } : {},
+  )
 }
 
 data "aws_iam_policy_document" "irsa_trust" {
-  for_each = local.service_accounts
+  for_each = local.irsa_roles
 
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
@@ -29,7 +55,7 @@ data "aws_iam_policy_document" "irsa_trust" {
     condition {
       test     = "StringEquals"
       variable = "${local.oidc_issuer}:sub"
-      values   = [each.value]
+      values   = [each.value.service_account]
     }
 
     condition {
@@ -61,17 +87,6 @@ data "aws_iam_policy_document" "app" {
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [data.aws_dynamodb_table.idempotency.arn]
   }
-}
-
-resource "aws_iam_role" "app" {
-  name               = "${var.cluster_name}-app"
-  assume_role_policy = data.aws_iam_policy_document.irsa_trust["app"].json
-}
-
-resource "aws_iam_role_policy" "app" {
-  name   = "dynamodb-counters"
-  role   = aws_iam_role.app.id
-  policy = data.aws_iam_policy_document.app.json
 }
 
 # The Cluster Autoscaler: read anything it must discover, resize only this cluster's groups.
@@ -112,13 +127,38 @@ data "aws_iam_policy_document" "autoscaler" {
   }
 }
 
-resource "aws_iam_role" "autoscaler" {
-  name               = "${var.cluster_name}-cluster-autoscaler"
-  assume_role_policy = data.aws_iam_policy_document.irsa_trust["autoscaler"].json
+resource "aws_iam_role" "irsa" {
+  for_each = local.irsa_roles
+
+  name               = "${var.cluster_name}-${each.value.name}"
+  assume_role_policy = data.aws_iam_policy_document.irsa_trust[each.key].json
 }
 
-resource "aws_iam_role_policy" "autoscaler" {
-  name   = "cluster-autoscaler"
-  role   = aws_iam_role.autoscaler.id
-  policy = data.aws_iam_policy_document.autoscaler.json
+resource "aws_iam_role_policy" "irsa" {
+  for_each = local.irsa_roles
+
+  name   = each.value.policy_name
+  role   = aws_iam_role.irsa[each.key].id
+  policy = each.value.policy
+}
+
+# The app's and the autoscaler's roles had resources of their own before.
+moved {
+  from = aws_iam_role.app
+  to   = aws_iam_role.irsa["app"]
+}
+
+moved {
+  from = aws_iam_role_policy.app
+  to   = aws_iam_role_policy.irsa["app"]
+}
+
+moved {
+  from = aws_iam_role.autoscaler
+  to   = aws_iam_role.irsa["autoscaler"]
+}
+
+moved {
+  from = aws_iam_role_policy.autoscaler
+  to   = aws_iam_role_policy.irsa["autoscaler"]
 }

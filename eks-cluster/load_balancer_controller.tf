@@ -1,4 +1,4 @@
-# The AWS Load Balancer Controller's IAM role (IRSA), trusted only by
+# The AWS Load Balancer Controller's IAM policy, for its IRSA role (irsa.tf), trusted only by
 # kube-system/aws-load-balancer-controller. The permissions are those its docs list for the
 # pinned release (docs/install/iam_policy.json at v3.5.0): reads anywhere, and writes limited,
 # where ELB and EC2 allow it, to resources tagged elbv2.k8s.aws/cluster, which it tags itself.
@@ -268,15 +268,4 @@ data "aws_iam_policy_document" "load_balancer_controller" {
     ]
     resources = ["*"]
   }
-}
-
-resource "aws_iam_role" "load_balancer_controller" {
-  name               = "${var.cluster_name}-aws-load-balancer-controller"
-  assume_role_policy = data.aws_iam_policy_document.irsa_trust["load_balancer_controller"].json
-}
-
-resource "aws_iam_role_policy" "load_balancer_controller" {
-  name   = "aws-load-balancer-controller"
-  role   = aws_iam_role.load_balancer_controller.id
-  policy = data.aws_iam_policy_document.load_balancer_controller.json
 }

@@ -20,12 +20,12 @@ output "kubernetes_version" {
 
 output "app_role_arn" {
   description = "IAM role for the app's ServiceAccount (IRSA); goes into its eks.amazonaws.com/role-arn annotation."
-  value       = aws_iam_role.app.arn
+  value       = aws_iam_role.irsa["app"].arn
 }
 
 output "autoscaler_role_arn" {
   description = "IAM role for the Cluster Autoscaler's ServiceAccount (IRSA)."
-  value       = aws_iam_role.autoscaler.arn
+  value       = aws_iam_role.irsa["autoscaler"].arn
 }
 
 output "oidc_provider_arn" {
@@ -50,7 +50,7 @@ output "public_subnet_ids" {
 
 output "load_balancer_controller_role_arn" {
   description = "IAM role for the AWS Load Balancer Controller's ServiceAccount (IRSA)."
-  value       = aws_iam_role.load_balancer_controller.arn
+  value       = aws_iam_role.irsa["load_balancer_controller"].arn
 }
 
 output "domain_name" {
@@ -65,7 +65,7 @@ output "certificate_arn" {
 
 output "external_dns_role_arn" {
   description = "IAM role for external-dns's ServiceAccount (IRSA), or an empty string without a custom domain."
-  value       = local.custom_domain ? aws_iam_role.external_dns[0].arn : ""
+  value       = local.custom_domain ? aws_iam_role.irsa["external_dns"].arn : ""
 }
 
 output "dynamodb_endpoint_id" {
