@@ -156,7 +156,7 @@ def measure_side_by_side(targets: list[Target]) -> list[Case]:
     """Every server is up at once; each round runs wrk against each in turn, so that a slow
     spell of this shared machine touches every case alike. A warm-up each, then RUNS rounds;
     the median run by rps gives the figures, CPU per request is the median of the runs'."""
-    failures = {t.name: sum(w.non_2xx + w.socket_errors for w in [_warm(t)]) for t in targets}
+    failures = {t.name: _failures(_warm(t)) for t in targets}
     runs: dict[str, list[tuple[WrkRun, float]]] = {t.name: [] for t in targets}
     for round_number in range(RUNS):
         print(f"  round {round_number + 1} of {RUNS}", file=sys.stderr)
@@ -176,7 +176,7 @@ def measure_side_by_side(targets: list[Target]) -> list[Case]:
             p99_ms=median.p99_ms,
             cpu_us_per_request=round(statistics.median(cpu for _, cpu in measured), 1),
         )
-        errors = failures[target.name] + sum(r.non_2xx + r.socket_errors for r, _ in measured)
+        errors = failures[target.name] + sum(_failures(run) for run, _ in measured)
         if errors:
             case.notes.append(f"{errors} non-2xx or socket errors")
         print(f"  {case.name}: {case.rps} rps, {case.cpu_us_per_request} µs/req", file=sys.stderr)
@@ -186,6 +186,10 @@ def measure_side_by_side(targets: list[Target]) -> list[Case]:
 
 def _warm(target: Target) -> WrkRun:
     return wrk(target.url, WARM_UP, target.script, target.env)
+
+
+def _failures(run: WrkRun) -> int:
+    return run.non_2xx + run.socket_errors
 
 
 EXACT_CLIENTS = 32

@@ -48,9 +48,15 @@ def fake_terraform(bin_dir: Path, calls: Path, failures: list[str]) -> None:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    mirror = tmp_path / "mirror"
-    (mirror / "registry.terraform.io" / "hashicorp" / "aws").mkdir(parents=True)
+def mirror(tmp_path: Path) -> Path:
+    """An empty stand-in for the provider mirror: enough for the workspace to find one."""
+    folder = tmp_path / "mirror"
+    (folder / "registry.terraform.io" / "hashicorp" / "aws").mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     return Workspace(tmp_path / "roots", Emulator("http://127.0.0.1:9"))
@@ -96,9 +102,7 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_local_aws_stops_what_it_started_when_an_apply_fails(tmp_path: Path) -> None:
-    mirror = tmp_path / "mirror"
-    (mirror / "registry.terraform.io" / "hashicorp" / "aws").mkdir(parents=True)
+def test_local_aws_stops_what_it_started_when_an_apply_fails(tmp_path: Path, mirror: Path) -> None:
     fake_terraform(tmp_path / "bin", tmp_path / "calls", [CONFIG_ERROR])
     state = tmp_path / "local-aws"
     result = subprocess.run(

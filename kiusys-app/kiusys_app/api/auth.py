@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kiusys_app.api.asgi import header
+
 SECURITY_SCHEMES = {
     "ApiKey": {
         "type": "apiKey",
@@ -46,19 +48,12 @@ def key_is_valid(presented: str, keys: frozenset[str]) -> bool:
     return matched
 
 
-def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """A bearer token if there is one, else the X-API-Key header (raw ASGI headers, whose names
-    are lower case; the first of each counts)."""
-    authorization = api_key = None
-    for name, value in headers:
-        if name == b"authorization" and authorization is None:
-            authorization = value.decode("latin-1")
-        elif name == b"x-api-key" and api_key is None:
-            api_key = value.decode("latin-1")
-    scheme, _, credentials = (authorization or "").partition(" ")
+def presented_key(scope: Scope) -> str | None:
+    """A bearer token if there is one, else the X-API-Key header."""
+    scheme, _, credentials = (header(scope, b"authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return api_key
+    return header(scope, b"x-api-key")
 
 
 class ApiKeyGate:
@@ -80,7 +75,7 @@ class ApiKeyGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self._is_open(scope["path"]):
             keys: frozenset[str] = scope["app"].state.api_keys
-            presented = presented_key(scope["headers"]) if keys else None
+            presented = presented_key(scope) if keys else None
             if keys and (presented is None or not key_is_valid(presented, keys)):
                 response = JSONResponse(
                     {"detail": "a valid API key is required"},

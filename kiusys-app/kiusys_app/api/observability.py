@@ -11,6 +11,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kiusys_app.api.asgi import header
 from kiusys_app.logs import request_id_from, request_id_var
 from kiusys_app.metrics import REQUEST_DURATION, REQUESTS
 
@@ -26,15 +27,6 @@ logger = logging.getLogger("kiusys_app.access")
 # methods cannot multiply the time series either.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    """The first value of one header, from the raw list (ASGI names are lower case)."""
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 class RequestObservability:
@@ -58,7 +50,7 @@ class RequestObservability:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(_header(scope, _REQUEST_ID))
+        request_id = request_id_from(header(scope, _REQUEST_ID))
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500

@@ -98,10 +98,10 @@ class SQLiteStore:
         return conn
 
     async def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
-        self._prune_when_due()
+        now = self._clock()
+        self._prune_when_due(now)
         if idempotency_key is None:
             return await self._writer.call(lambda conn: _increment(conn, route))
-        now = self._clock()
         return await self._writer.call(lambda conn: _record_once(conn, route, idempotency_key, now))
 
     async def get(self, route: str) -> int:
@@ -123,9 +123,8 @@ class SQLiteStore:
                 break
         return deleted
 
-    def _prune_when_due(self) -> None:
+    def _prune_when_due(self, now: float) -> None:
         """Start a background prune once the interval has passed and the last one is done."""
-        now = self._clock()
         if now < self._next_prune or not (self._pruning is None or self._pruning.done()):
             return
         self._next_prune = now + PRUNE_INTERVAL_SECONDS
