@@ -22,7 +22,18 @@ APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help run test lint fmt typecheck pytest bench load local-aws local-aws-down lock clean
+.PHONY: help run test lint fmt typecheck pytest browser bench load local-aws local-aws-down lock \
+	screenshot clean
+
+# $(call debian_package,COMMAND,PACKAGE,ELSE): unless COMMAND is on PATH, install PACKAGE with
+# apt-get (through sudo when not root); where there is no apt-get, print ELSE and go on.
+define debian_package
+	@command -v $(1) >/dev/null || { \
+		if ! command -v apt-get >/dev/null; then echo '$(1) not found, and no apt-get: $(3)' >&2; \
+		else echo 'installing $(2) (Debian package)'; sudo=(); [[ "$$(id -u)" -eq 0 ]] || sudo=(sudo); \
+			"$${sudo[@]}" apt-get update -qq \
+			&& DEBIAN_FRONTEND=noninteractive "$${sudo[@]}" apt-get install -y -qq $(2) >/dev/null; fi; }
+endef
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -60,14 +71,20 @@ fmt: $(DEV_STAMP) ## Apply ruff's fixes and formatting
 typecheck: $(DEV_STAMP) ## mypy --strict on the service package
 	$(BIN)/mypy
 
-pytest: $(DEV_STAMP) $(CHECKOV_STAMP) ## The whole pytest suite
+pytest: $(DEV_STAMP) $(CHECKOV_STAMP) browser ## The whole pytest suite
 	KIUSYS_CHECKOV='$(CURDIR)/$(CHECKOV_VENV)/bin/checkov' PATH='$(CURDIR)/$(BIN):'"$$PATH" \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
+browser: ## Debian's Chromium, for the Swagger UI tests (Playwright drives it)
+	$(call debian_package,chromium,chromium,the browser tests will be skipped)
+
+screenshot: $(DEV_STAMP) browser ## Refresh docs/swagger-ui-try-it-out.png, the README's picture
+	KIUSYS_SCREENSHOT='$(CURDIR)/docs/swagger-ui-try-it-out.png' PATH='$(CURDIR)/$(BIN):'"$$PATH" \
+		$(BIN)/pytest tests/app/test_swagger_browser.py -k try_it_out
+
 bench: $(DEV_STAMP) ## Throughput and latency of each case beside a bare FastAPI endpoint (needs wrk)
-	@command -v wrk >/dev/null || { echo 'installing wrk (Debian package)'; \
-		if [[ "$$(id -u)" -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq wrk; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	$(call debian_package,wrk,wrk,install wrk by hand)
+	@command -v wrk >/dev/null
 	$(BIN)/python -m bench.run
 
 load: $(DEV_STAMP) ## Drive a deployed endpoint: make load URL=https://… API_KEY=… [DURATION=60] [CONNECTIONS=32] [ROUTES=1]

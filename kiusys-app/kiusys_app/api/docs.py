@@ -1,31 +1,73 @@
-"""Swagger UI at `/`, served from this service alone: its JS and CSS come from the
-`swagger-ui-bundle` package, so the page works with no internet access and under a strict CSP.
-This is FastAPI's documented self-hosting pattern (docs "How To: Custom Docs UI Assets").
+"""Swagger UI at `/`, served from this service alone, under a strict Content-Security-Policy.
+
+Swagger UI 5 comes from the `swagger-ui-bundle-v2` package (its version is Swagger UI's, pinned in
+requirements.lock), so the page works with no internet access. FastAPI's own page starts the UI
+from an inline script, which a CSP of `script-src 'self'` forbids; this page starts it from
+`swagger-init.js`, a file of ours, which reads the schema's URL from the page.
 """
 
+from html import escape
+from pathlib import Path
+
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 DOCS_PATH = "/"
 ASSETS_PATH = "/docs-assets"
+INIT_SCRIPT = "swagger-init.js"
+_INIT_SCRIPT_FILE = Path(__file__).parent / "static" / INIT_SCRIPT
+
+# Scripts, styles and calls from this service only; images also as data: URIs, which
+# swagger-ui.css uses for its icons. No frames, no plugins, no forms posted elsewhere.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<link rel="icon" type="image/png" href="{assets}/favicon-32x32.png">
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="{openapi_url}"></div>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script src="{assets}/{init_script}"></script>
+</body>
+</html>
+"""
 
 
 def add_docs(app: FastAPI) -> None:
     """Serve Swagger UI at DOCS_PATH and its files under ASSETS_PATH."""
-    app.mount(ASSETS_PATH, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
-    openapi_url = app.openapi_url or "/openapi.json"
+    page = _PAGE.format(
+        title=escape(f"{app.title} - Swagger UI"),
+        assets=ASSETS_PATH,
+        openapi_url=escape(app.openapi_url or "/openapi.json"),
+        init_script=INIT_SCRIPT,
+    )
+    headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
 
     @app.get(DOCS_PATH, include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS_PATH}/favicon-32x32.png",
-            # The online validator would call out to swagger.io.
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+        return HTMLResponse(page, headers=headers)
+
+    # Registered before the mount, so that this path is matched before the package's files.
+    @app.get(f"{ASSETS_PATH}/{INIT_SCRIPT}", include_in_schema=False)
+    async def swagger_init() -> FileResponse:
+        return FileResponse(_INIT_SCRIPT_FILE, media_type="text/javascript")
+
+    app.mount(ASSETS_PATH, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
