@@ -22,8 +22,8 @@ APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help run test lint fmt typecheck pytest browser bench load local-aws local-aws-down lock \
-	screenshot clean
+.PHONY: help run test lint fmt typecheck pytest test-tools bench load local-aws local-aws-down \
+	lock screenshot clean
 
 # $(call debian_package,COMMAND,PACKAGE,ELSE): unless COMMAND is on PATH, install PACKAGE with
 # apt-get (through sudo when not root); where there is no apt-get, print ELSE and go on.
@@ -71,14 +71,15 @@ fmt: $(DEV_STAMP) ## Apply ruff's fixes and formatting
 typecheck: $(DEV_STAMP) ## mypy --strict on the service package
 	$(BIN)/mypy
 
-pytest: $(DEV_STAMP) $(CHECKOV_STAMP) browser ## The whole pytest suite
+pytest: $(DEV_STAMP) $(CHECKOV_STAMP) test-tools ## The whole pytest suite
 	KIUSYS_CHECKOV='$(CURDIR)/$(CHECKOV_VENV)/bin/checkov' PATH='$(CURDIR)/$(BIN):'"$$PATH" \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
-browser: ## Debian's Chromium, for the Swagger UI tests (Playwright drives it)
+test-tools: ## Debian's chromium (Swagger UI tests) and prometheus (promtool, alert rule tests)
 	$(call debian_package,chromium,chromium,the browser tests will be skipped)
+	$(call debian_package,promtool,prometheus,the alert rule tests will fail)
 
-screenshot: $(DEV_STAMP) browser ## Refresh docs/swagger-ui-try-it-out.png, the README's picture
+screenshot: $(DEV_STAMP) test-tools ## Refresh docs/swagger-ui-try-it-out.png, the README's picture
 	KIUSYS_SCREENSHOT='$(CURDIR)/docs/swagger-ui-try-it-out.png' PATH='$(CURDIR)/$(BIN):'"$$PATH" \
 		$(BIN)/pytest tests/app/test_swagger_browser.py -k try_it_out
 

@@ -8,6 +8,9 @@
 # Usage: kubernetes/configure.sh IMAGE_TAG
 #   ACM_CERTIFICATE_ARN=arn:...  serve TLS (only) with this certificate instead of the one the
 #                                eks-cluster root issued for its domain_name (optional)
+#   PROMETHEUS_RELEASE=NAME      add the monitoring component (PodMonitor, PrometheusRule,
+#                                Grafana dashboard), labelled for the kube-prometheus-stack
+#                                Helm release NAME (optional)
 set -o errexit -o nounset -o pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,13 +45,18 @@ lb_controller_role_arn="$(tf_output eks-cluster load_balancer_controller_role_ar
 domain_name="$(tf_output eks-cluster domain_name optional)"
 certificate_arn="${ACM_CERTIFICATE_ARN:-$(tf_output eks-cluster certificate_arn optional)}"
 
+prometheus_release="${PROMETHEUS_RELEASE:-}"
+
 components=""
+add_component() {
+  components="${components:-components:}
+  - ../../kubernetes/components/$1"
+}
 service_patches=""
 if [[ -n "${certificate_arn}" ]]; then
   [[ "${certificate_arn}" =~ ^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$ ]] ||
     die "'${certificate_arn}' is not an ACM certificate ARN"
-  components="components:
-  - ../../kubernetes/components/tls"
+  add_component tls
   service_patches="      - op: add
         path: /metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-ssl-cert
         value: ${certificate_arn}"
@@ -59,6 +67,20 @@ if [[ -n "${domain_name}" ]]; then
       - op: add
         path: /metadata/annotations/external-dns.alpha.kubernetes.io~1hostname
         value: ${domain_name}"
+fi
+monitoring_patch=""
+if [[ -n "${prometheus_release}" ]]; then
+  # Helm's rule for release names.
+  [[ "${prometheus_release}" =~ ^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$ ]] ||
+    die "'${prometheus_release}' is not a Helm release name"
+  add_component monitoring
+  # kube-prometheus-stack's Prometheus selects PodMonitors and PrometheusRules by this label.
+  monitoring_patch="  - target:
+      group: monitoring.coreos.com
+    patch: |-
+      - op: replace
+        path: /metadata/labels/release
+        value: ${prometheus_release}"
 fi
 service_patch=""
 if [[ -n "${service_patches}" ]]; then
@@ -118,6 +140,7 @@ patches:
         path: /spec/template/spec/containers/0/env/0/value
         value: ${region}
 ${service_patch}
+${monitoring_patch}
 YAML
 
 cat >"${out_dir}/aws-load-balancer-controller.values.yaml" <<YAML

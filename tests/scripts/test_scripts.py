@@ -391,3 +391,30 @@ def test_the_deploy_overlay_is_git_ignored() -> None:
         check=False,
     )
     assert result.returncode == 0, "the overlay holds an account ID and must never be committed"
+
+
+def test_configure_adds_monitoring_for_the_named_prometheus_release(tmp_path: Path) -> None:
+    rendered = render(configured(tmp_path, WITH_DOMAIN, PROMETHEUS_RELEASE="monitoring-stack"))
+    service = find(rendered, "Service", "kiusys-app")
+    assert [p["port"] for p in service["spec"]["ports"]] == [443], "both components"
+    for kind in ("PodMonitor", "PrometheusRule"):
+        assert find(rendered, kind, "kiusys-app")["metadata"]["labels"]["release"] == (
+            "monitoring-stack"
+        )
+    dashboard = find(rendered, "ConfigMap", "kiusys-app-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_configure_leaves_monitoring_out_unless_asked(tmp_path: Path) -> None:
+    kinds = {m["kind"] for m in render(configured(tmp_path, OUTPUTS))}
+    assert kinds.isdisjoint({"PodMonitor", "PrometheusRule"})
+
+
+def test_configure_refuses_a_release_name_helm_would_refuse(configure: Path) -> None:
+    result = run(
+        [str(configure / "kubernetes" / "configure.sh"), "1.4.2"],
+        [configure / "bin"],
+        PROMETHEUS_RELEASE="Bad_Name",
+    )
+    assert result.returncode == 2
+    assert "Helm release name" in result.stderr
