@@ -100,14 +100,9 @@ local-aws: $(DEV_STAMP) ## Start moto and apply the four Terraform roots to it; 
 local-aws-down: $(DEV_STAMP) ## Stop the emulator that `make local-aws` started and remove its files
 	$(BIN)/python -m tests.support.local_aws down
 
-lock: ## Re-pin kiusys-app/requirements.lock from kiusys-app/pyproject.toml
-	rm -rf build/lock-venv
-	$(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/pip install $(PIP_QUIET) ./kiusys-app
-	{ echo '# Pinned runtime dependencies of kiusys-app, for the image and the test venv.'; \
-	  echo '# Regenerate with: make lock'; \
-	  build/lock-venv/bin/pip freeze --exclude kiusys-app; } > kiusys-app/requirements.lock
-	rm -rf build/lock-venv
+lock: $(DEV_STAMP) ## Re-pin kiusys-app/requirements.lock, with every file's sha256, to the newest releases
+	$(BIN)/uv pip compile kiusys-app/pyproject.toml --universal --generate-hashes --upgrade --quiet \
+		--custom-compile-command 'make lock' -o kiusys-app/requirements.lock
 
 clean: ## Remove virtualenvs, caches and local data
 	rm -rf $(VENV) $(CHECKOV_VENV) data build .bench .hypothesis .pytest_cache .mypy_cache .ruff_cache

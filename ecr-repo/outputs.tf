@@ -12,3 +12,8 @@ output "region" {
   description = "Region of the repository, for `aws ecr get-login-password`."
   value       = var.region
 }
+
+output "github_push_role_arn" {
+  description = "Role that the release workflow assumes to push images (null without github_repository)."
+  value       = one(aws_iam_role.github_push[*].arn)
+}

@@ -42,6 +42,17 @@ variable "untagged_image_expiry_days" {
   }
 }
 
+variable "github_repository" {
+  description = "GitHub repository (OWNER/NAME) whose main-branch workflows may push images through OIDC; null makes no GitHub role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", var.github_repository))
+    error_message = "github_repository must be OWNER/NAME, such as example-org/kiusys."
+  }
+}
+
 variable "tags" {
   description = "Tags applied to every resource through the provider's default_tags."
   type        = map(string)

@@ -72,3 +72,8 @@ output "dynamodb_endpoint_id" {
   description = "ID of the DynamoDB gateway endpoint on the private route tables."
   value       = aws_vpc_endpoint.dynamodb.id
 }
+
+output "github_deploy_role_arn" {
+  description = "Role that the release workflow's production job assumes to deploy (null without github_repository)."
+  value       = one(aws_iam_role.github_deploy[*].arn)
+}

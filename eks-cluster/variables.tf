@@ -115,6 +115,17 @@ variable "log_retention_days" {
   }
 }
 
+variable "github_repository" {
+  description = "GitHub repository (OWNER/NAME) whose `production` environment may deploy the app through OIDC; set it as in ecr-repo, which makes GitHub's OIDC provider. null makes no GitHub role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", var.github_repository))
+    error_message = "github_repository must be OWNER/NAME, such as example-org/kiusys."
+  }
+}
+
 variable "tags" {
   description = "Tags applied to every resource through the provider's default_tags."
   type        = map(string)

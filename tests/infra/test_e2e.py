@@ -49,9 +49,12 @@ class Stack:
         return self.workspace.output(root, name)
 
 
-# The optional inputs, all set: a test domain in a hosted zone the test makes, and one admin.
+# The optional inputs, all set: a test domain in a hosted zone the test makes, one admin, and
+# the GitHub repository whose workflows push and deploy.
 DOMAIN = "api.kiusys.test"
 ADMIN = "arn:aws:iam::123456789012:role/platform-admins"
+GITHUB_REPOSITORY = "example-org/kiusys"
+GITHUB_DEPLOY_ROLE = "arn:aws:iam::123456789012:role/kiusys-github-deploy"
 CLUSTER_LOG_GROUP = "/aws/eks/kiusys/cluster"
 
 
@@ -69,12 +72,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, provider_mirror: Path) -> It
     with moto_server(cert_dir=directory / "tls") as emulator:
         assert emulator.ca_bundle is not None
         workspace = Workspace(directory / "roots", emulator)
+        workspace.set_variables("ecr-repo", {"github_repository": GITHUB_REPOSITORY})
         workspace.set_variables(
             "eks-cluster",
             {
                 "domain_name": DOMAIN,
                 "hosted_zone_id": hosted_zone(emulator),
                 "admin_principal_arns": [ADMIN],
+                "github_repository": GITHUB_REPOSITORY,
             },
         )
         started = time.monotonic()
@@ -301,12 +306,77 @@ def test_cluster_stays_in_standard_support_with_named_admins(stack: Stack) -> No
     eks = stack.client("eks")
     cluster = eks.describe_cluster(name="kiusys")["cluster"]
     assert cluster["upgradePolicy"] == {"supportType": "STANDARD"}
-    assert eks.list_access_entries(clusterName="kiusys")["accessEntries"] == [ADMIN]
+    entries = eks.list_access_entries(clusterName="kiusys")["accessEntries"]
+    assert sorted(entries) == sorted([ADMIN, GITHUB_DEPLOY_ROLE])
     (policy,) = eks.list_associated_access_policies(clusterName="kiusys", principalArn=ADMIN)[
         "associatedAccessPolicies"
     ]
     assert policy["policyArn"].endswith(":cluster-access-policy/AmazonEKSClusterAdminPolicy")
     assert policy["accessScope"]["type"] == "cluster"
+
+
+def github_trust(iam: Any, role: str) -> dict[str, str]:
+    """The one OIDC trust statement of a GitHub role, as {claim: required value}."""
+    document = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    (statement,) = document["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(
+        ":oidc-provider/token.actions.githubusercontent.com"
+    )
+    (equals,) = statement["Condition"].values()
+    return {key.rsplit(":", 1)[1]: value for key, value in equals.items()}
+
+
+def inline_policy(iam: Any, role: str) -> dict[str, Any]:
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    return json.loads(document) if isinstance(document, str) else document  # type: ignore[no-any-return]
+
+
+def test_github_can_push_only_from_main_to_the_one_repository(stack: Stack) -> None:
+    iam = stack.client("iam")
+    (github,) = [
+        provider["Arn"]
+        for provider in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+        if provider["Arn"].endswith("/token.actions.githubusercontent.com")
+    ]
+    issuer = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=github)
+    assert issuer["ClientIDList"] == ["sts.amazonaws.com"]
+    assert stack.output("ecr-repo", "github_push_role_arn").endswith(":role/kiusys-app-github-push")
+    assert github_trust(iam, "kiusys-app-github-push") == {
+        "aud": "sts.amazonaws.com",
+        "sub": f"repo:{GITHUB_REPOSITORY}:ref:refs/heads/main",
+    }
+    grants = {
+        statement["Resource"]: set(statement["Action"])
+        if isinstance(statement["Action"], list)
+        else {statement["Action"]}
+        for statement in inline_policy(iam, "kiusys-app-github-push")["Statement"]
+    }
+    repository = stack.output("ecr-repo", "repository_arn")
+    assert grants["*"] == {"ecr:GetAuthorizationToken"}
+    assert "ecr:PutImage" in grants[repository]
+    assert set(grants) == {"*", repository}
+
+
+def test_github_deploys_only_from_production_into_the_app_namespace(stack: Stack) -> None:
+    iam = stack.client("iam")
+    assert stack.output("eks-cluster", "github_deploy_role_arn") == GITHUB_DEPLOY_ROLE
+    assert github_trust(iam, "kiusys-github-deploy") == {
+        "aud": "sts.amazonaws.com",
+        "sub": f"repo:{GITHUB_REPOSITORY}:environment:production",
+    }
+    (statement,) = inline_policy(iam, "kiusys-github-deploy")["Statement"]
+    assert statement["Action"] == "eks:DescribeCluster"
+    eks = stack.client("eks")
+    assert statement["Resource"] == eks.describe_cluster(name="kiusys")["cluster"]["arn"]
+    (policy,) = eks.list_associated_access_policies(
+        clusterName="kiusys", principalArn=GITHUB_DEPLOY_ROLE
+    )["associatedAccessPolicies"]
+    assert policy["policyArn"].endswith(":cluster-access-policy/AmazonEKSEditPolicy")
+    assert policy["accessScope"] == {"type": "namespace", "namespaces": ["kiusys"]}
 
 
 def test_dynamodb_is_reached_through_a_gateway_endpoint_for_two_tables(stack: Stack) -> None:
