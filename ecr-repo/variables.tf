@@ -43,13 +43,13 @@ variable "untagged_image_expiry_days" {
 }
 
 variable "github_repository" {
-  description = "GitHub repository (OWNER/NAME) whose main-branch workflows may push images through OIDC; null makes no GitHub role."
+  description = "GitHub repository whose main-branch workflows may push images through OIDC, as its OIDC sub claim names it: OWNER/NAME, or OWNER@ORG_ID/NAME@REPO_ID where GitHub emits immutable subject claims. null makes no GitHub role."
   type        = string
   default     = null
 
   validation {
-    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", var.github_repository))
-    error_message = "github_repository must be OWNER/NAME, such as example-org/kiusys."
+    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9-]+(@[0-9]+)?/[A-Za-z0-9._-]+(@[0-9]+)?$", var.github_repository))
+    error_message = "github_repository must be OWNER/NAME or OWNER@ORG_ID/NAME@REPO_ID, such as example-org/kiusys."
   }
 }
 

@@ -116,13 +116,13 @@ variable "log_retention_days" {
 }
 
 variable "github_repository" {
-  description = "GitHub repository (OWNER/NAME) whose `production` environment may deploy the app through OIDC; set it as in ecr-repo, which makes GitHub's OIDC provider. null makes no GitHub role."
+  description = "GitHub repository whose `production` environment may deploy the app through OIDC, written as in ecr-repo (which makes GitHub's OIDC provider). null makes no GitHub role."
   type        = string
   default     = null
 
   validation {
-    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", var.github_repository))
-    error_message = "github_repository must be OWNER/NAME, such as example-org/kiusys."
+    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9-]+(@[0-9]+)?/[A-Za-z0-9._-]+(@[0-9]+)?$", var.github_repository))
+    error_message = "github_repository must be OWNER/NAME or OWNER@ORG_ID/NAME@REPO_ID, such as example-org/kiusys."
   }
 }
 

@@ -5,7 +5,13 @@
 # VPC, the certificate and the domain. The folder is git-ignored, so no account ID ever lands in
 # the repository.
 #
-# Usage: kubernetes/configure.sh IMAGE_TAG
+# Usage: kubernetes/configure.sh IMAGE_TAG|IMAGE_DIGEST
+#   IMAGE_TAG                    an immutable tag pushed to the ECR repository (not `latest`)
+#   IMAGE_DIGEST                 sha256:<64 hex digits>, the image pushed by digest (the release
+#                                workflow deploys this way)
+#   TF_OUTPUT_<NAME>=value       use this instead of `terraform output NAME` (NAME upper-cased,
+#                                e.g. TF_OUTPUT_REPOSITORY_URL); where no state is at hand, as in
+#                                the release workflow, every output it reads comes this way
 #   ACM_CERTIFICATE_ARN=arn:...  serve TLS (only) with this certificate instead of the one the
 #                                eks-cluster root issued for its domain_name (optional)
 #   PROMETHEUS_RELEASE=NAME      add the monitoring component (PodMonitor, PrometheusRule,
@@ -22,15 +28,26 @@ die() {
   exit 2
 }
 
-tag="${1:-}"
-[[ -n "${tag}" ]] || die "usage: kubernetes/configure.sh IMAGE_TAG"
-[[ "${tag}" != "latest" ]] || die "use an immutable tag (the ECR repository refuses to overwrite tags), not 'latest'"
-[[ "${tag}" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "'${tag}' is not a valid image tag"
+image="${1:-}"
+[[ -n "${image}" ]] || die "usage: kubernetes/configure.sh IMAGE_TAG|IMAGE_DIGEST"
+if [[ "${image}" == sha256:* ]]; then
+  [[ "${image}" =~ ^sha256:[0-9a-f]{64}$ ]] || die "'${image}' is not an image digest (sha256:<64 hex digits>)"
+  image_field="digest: ${image}"
+else
+  [[ "${image}" != "latest" ]] || die "use an immutable tag (the ECR repository refuses to overwrite tags), not 'latest'"
+  [[ "${image}" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "'${image}' is not a valid image tag"
+  image_field="newTag: ${image}"
+fi
 
-# An output of a root; with `optional`, an empty one is fine.
+# An output of a root, from TF_OUTPUT_<NAME> when that is set, else from its state; with
+# `optional`, an empty one is fine.
 tf_output() {
-  local value
-  value="$(terraform -chdir="${repo_root}/$1" output -raw "$2")" || die "cannot read output '$2' of $1/; apply it first"
+  local value override="TF_OUTPUT_${2^^}"
+  if [[ -n "${!override+set}" ]]; then
+    value="${!override}"
+  else
+    value="$(terraform -chdir="${repo_root}/$1" output -raw "$2")" || die "cannot read output '$2' of $1/; apply it first"
+  fi
   [[ -n "${value}" || "${3:-}" == optional ]] || die "output '$2' of $1/ is empty"
   printf '%s' "${value}"
 }
@@ -105,7 +122,7 @@ ${components}
 images:
   - name: kiusys-app
     newName: ${repository_url}
-    newTag: ${tag}
+    ${image_field}
 
 configMapGenerator:
   - name: kiusys-app-config
@@ -154,7 +171,7 @@ serviceAccount:
   annotations:
     eks.amazonaws.com/role-arn: ${lb_controller_role_arn}
 YAML
-echo "Wrote ${out_dir}/kustomization.yaml for ${repository_url}:${tag}"
+echo "Wrote ${out_dir}/kustomization.yaml for ${repository_url} at ${image}"
 echo "and ${out_dir}/aws-load-balancer-controller.values.yaml."
 
 if [[ -n "${domain_name}" ]]; then

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.kubernetes.conftest import find, render, variable_default
-from tests.kubernetes.test_manifests import LBC
+from tests.kubernetes.test_manifests import LBC, app_container
 from tests.support.processes import REPO_ROOT
 
 BASH = shutil.which("bash") or "/bin/bash"
@@ -285,12 +285,10 @@ def configure_copy(tmp_path: Path, outputs: dict[str, str]) -> Path:
     return tmp_path
 
 
-def configured(tmp_path: Path, outputs: dict[str, str], **env: str) -> Path:
-    """Runs configure.sh on a copy of kubernetes/; the folder it wrote."""
+def configured(tmp_path: Path, outputs: dict[str, str], image: str = "1.4.2", **env: str) -> Path:
+    """Runs configure.sh for `image` on a copy of kubernetes/; the folder it wrote."""
     configure_copy(tmp_path, outputs)
-    result = run(
-        [str(tmp_path / "kubernetes" / "configure.sh"), "1.4.2"], [tmp_path / "bin"], **env
-    )
+    result = run([str(tmp_path / "kubernetes" / "configure.sh"), image], [tmp_path / "bin"], **env)
     assert result.returncode == 0, result.stderr
     return tmp_path / "build" / "deploy"
 
@@ -418,3 +416,38 @@ def test_configure_refuses_a_release_name_helm_would_refuse(configure: Path) -> 
     )
     assert result.returncode == 2
     assert "Helm release name" in result.stderr
+
+
+DIGEST = "sha256:" + "ab" * 32
+DEPLOY_SELECTOR = ("app.kubernetes.io/instance", "kiusys-app")
+# What the release workflow sets from repository variables (see README "Delivery").
+DEPLOY_ENV = {f"TF_OUTPUT_{name.upper()}": value for name, value in WITH_DOMAIN.items()}
+
+
+def test_configure_takes_outputs_from_the_environment_and_an_image_digest(
+    tmp_path: Path,
+) -> None:
+    # A terraform that knows nothing: every output must come from TF_OUTPUT_*.
+    deploy = configured(tmp_path, {}, DIGEST, **DEPLOY_ENV)
+    container = app_container(render(deploy))
+    assert container["image"] == f"{WITH_DOMAIN['repository_url']}@{DIGEST}"
+
+
+def test_the_deploy_selector_picks_only_the_app_namespace(tmp_path: Path) -> None:
+    """The release workflow applies `-l app.kubernetes.io/instance=kiusys-app`: what its role's
+    namespace-scoped access entry may change."""
+    rendered = render(configured(tmp_path, {}, DIGEST, **DEPLOY_ENV))
+    selected = [
+        m for m in rendered if m["metadata"]["labels"].get(DEPLOY_SELECTOR[0]) == DEPLOY_SELECTOR[1]
+    ]
+    assert {m["metadata"].get("namespace") for m in selected} == {"kiusys"}
+    assert {m["kind"] for m in selected} >= {"Deployment", "Service", "ConfigMap", "ServiceAccount"}
+    release = (REPO_ROOT / ".github" / "workflows" / "release.yml").read_text()
+    assert f"--selector {DEPLOY_SELECTOR[0]}={DEPLOY_SELECTOR[1]}" in release
+
+
+@pytest.mark.parametrize("image", ["sha256:abc", "sha256:" + "AB" * 32])
+def test_configure_refuses_a_malformed_digest(configure: Path, image: str) -> None:
+    result = run([str(configure / "kubernetes" / "configure.sh"), image], [configure / "bin"])
+    assert result.returncode == 2
+    assert "digest" in result.stderr
