@@ -13,6 +13,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from fastapi.testclient import TestClient
 
+from kiusys_app.api.errors import MISCONFIGURED_DETAIL
 from tests.support.app import metric
 
 RECORD = "/v1/routes/AR1133/transactions"
@@ -155,3 +156,19 @@ def test_batch_keys_left_unprocessed_give_503(moto_client: TestClient) -> None:
     response = moto_client.get("/v1/transactions?route=AR1133")
     assert response.status_code == 503
     assert "Retry-After" in response.headers
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException"])
+def test_a_refused_role_or_a_missing_table_is_misconfigured_not_transient(
+    moto_client: TestClient, code: str
+) -> None:
+    hook = Hook(moto_client, "UpdateItem", 99, lambda request: error_response(request, code))
+    ready = Hook(moto_client, "GetItem", 99, lambda request: error_response(request, code))
+    before = errors("misconfigured")
+    response = moto_client.post(RECORD)
+    assert (response.status_code, response.json()) == (503, {"detail": MISCONFIGURED_DETAIL})
+    assert "Retry-After" not in response.headers, "a retry cannot help"
+    assert hook.calls == 1, "nothing is retried"
+    assert moto_client.get("/readyz").status_code == 503
+    assert ready.calls == 1
+    assert errors("misconfigured") == before + 2

@@ -4,15 +4,16 @@ while the store runs."""
 
 import asyncio
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult
+from kiusys_app.metrics import StoreMetrics
+from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult, StoreError
 from kiusys_app.stores.base import IDEMPOTENCY_TTL_SECONDS
 from kiusys_app.stores.sqlite import PRUNE_BATCH, PRUNE_INTERVAL_SECONDS, SQLiteStore
 from tests.app.conftest import Clock
@@ -28,7 +29,7 @@ def database(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(database: Path, clock: Clock) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(database, clock=clock)
+    opened = SQLiteStore(database, clock=clock, observer=StoreMetrics())
     yield opened
     await opened.aclose()
 
@@ -45,19 +46,37 @@ def write_lock(database: Path) -> Iterator[None]:
         conn.close()
 
 
-def commits() -> float:
-    return metric("kiusys_sqlite_commit_batch_records_count")
+def commits() -> tuple[float, float]:
+    """How many commits the store reported, and how many record calls they held."""
+    return (
+        metric("kiusys_sqlite_commit_batch_records_count"),
+        metric("kiusys_sqlite_commit_batch_records_sum"),
+    )
 
 
-async def run_while_locked(
-    database: Path, calls: list[Coroutine[Any, Any, RecordResult]]
-) -> list["asyncio.Task[RecordResult]"]:
-    with write_lock(database):
-        tasks = [asyncio.ensure_future(call) for call in calls]
-        await asyncio.sleep(1.0)
-        assert not any(task.done() for task in tasks), "nothing is answered before the commit"
-    await asyncio.wait(tasks, timeout=30)
-    return tasks
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait, without blocking the loop, until `condition` holds; fail after `timeout`."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def as_one_batch(store: SQLiteStore, calls: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """Run `calls` as one batch of the writer, whatever the machine's speed: the writer is kept
+    inside another call until all of them are queued behind it. Each call's result or error."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        entered.set()
+        release.wait(30)
+
+    holding = asyncio.ensure_future(store._writer.call(hold))
+    assert await asyncio.to_thread(entered.wait, 10)
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    await eventually(lambda: store._writer._jobs.qsize() == len(calls))
+    release.set()
+    await holding
+    return await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def stored_keys(database: Path) -> int:
@@ -66,22 +85,68 @@ def stored_keys(database: Path) -> int:
 
 
 async def test_waiting_records_share_one_commit_and_each_gets_its_count(
+    store: SQLiteStore,
+) -> None:
+    count_before, records_before = commits()
+    results = await as_one_batch(store, [store.record("AR1133") for _ in range(32)])
+    assert sorted(result.count for result in results) == list(range(1, 33))
+    assert await store.get("AR1133") == 32
+    # Two commits: the call that held the writer, then the 32 records together.
+    count, records = commits()
+    assert (count - count_before, records - records_before) == (2, 33)
+
+
+async def test_every_call_of_a_batch_runs_inside_its_transaction(store: SQLiteStore) -> None:
+    def in_transaction(conn: sqlite3.Connection) -> bool:
+        return conn.in_transaction
+
+    inside = await as_one_batch(store, [store._writer.call(in_transaction) for _ in range(4)])
+    assert inside == [True] * 4
+
+
+async def test_no_caller_is_answered_before_the_commit(store: SQLiteStore) -> None:
+    events: list[str] = []
+    await store._writer.call(lambda conn: conn.set_trace_callback(events.append))
+
+    async def record_then_note() -> RecordResult:
+        result = await store.record("AR1133")
+        events.append("answered")
+        return result
+
+    await as_one_batch(store, [record_then_note() for _ in range(8)])
+    await store._writer.call(lambda conn: conn.set_trace_callback(None))
+    last_commit = max(i for i, event in enumerate(events) if event == "COMMIT")
+    assert events.index("answered") > last_commit
+    assert events.count("answered") == 8
+
+
+async def test_a_database_error_in_one_call_rolls_the_whole_batch_back(
     store: SQLiteStore, database: Path
 ) -> None:
-    before = commits()
-    tasks = await run_while_locked(database, [store.record("AR1133") for _ in range(32)])
-    assert sorted(task.result().count for task in tasks) == list(range(1, 33))
-    assert await store.get("AR1133") == 32
-    # The writer took the first call on its own, then all the others in one batch.
-    assert commits() - before <= 2
+    def writes_then_fails(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO counters (route, record) VALUES ('ZZ9', 1)")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    calls: list[Coroutine[Any, Any, Any]] = [
+        store._writer.call(writes_then_fails),
+        store.record("AR1133"),
+        store.record("LA0001", "key-1"),
+    ]
+    outcomes = await as_one_batch(store, calls)
+    assert [type(outcome) for outcome in outcomes] == [StoreError] * 3, (
+        "a database error fails every call of the batch"
+    )
+    assert await store.get_many(["AR1133", "LA0001", "ZZ9"]) == {"AR1133": 0, "LA0001": 0, "ZZ9": 0}
+    assert stored_keys(database) == 0
+    assert await store.record("AR1133") == RecordResult(count=1), "the writer keeps serving"
 
 
 async def test_each_caller_gets_its_own_idempotency_outcome_in_a_shared_batch(
-    store: SQLiteStore, database: Path
+    store: SQLiteStore,
 ) -> None:
     await store.record("AR1133", "seen-before")
-    fresh, replay, mismatch, plain = await run_while_locked(
-        database,
+    fresh, replay, mismatch, plain = await as_one_batch(
+        store,
         [
             store.record("LA0001", "fresh"),
             store.record("AR1133", "seen-before"),
@@ -89,10 +154,10 @@ async def test_each_caller_gets_its_own_idempotency_outcome_in_a_shared_batch(
             store.record("G31234"),
         ],
     )
-    assert fresh.result() == RecordResult(count=1)
-    assert replay.result() == RecordResult(count=1, replayed=True)
-    assert isinstance(mismatch.exception(), IdempotencyKeyMismatch)
-    assert plain.result() == RecordResult(count=1)
+    assert fresh == RecordResult(count=1)
+    assert replay == RecordResult(count=1, replayed=True)
+    assert isinstance(mismatch, IdempotencyKeyMismatch)
+    assert plain == RecordResult(count=1)
     counts = await store.get_many(["AR1133", "LA0001", "G31234"])
     assert counts == {"AR1133": 1, "LA0001": 1, "G31234": 1}
 
@@ -101,10 +166,9 @@ async def test_reads_do_not_wait_behind_writes(store: SQLiteStore, database: Pat
     await store.record("AR1133")
     with write_lock(database):
         blocked = asyncio.ensure_future(store.record("AR1133"))
-        started = time.monotonic()
-        assert await store.get("AR1133") == 1
-        assert await store.get_many(["AR1133"]) == {"AR1133": 1}
-        assert time.monotonic() - started < 1.0
+        # Reads behind the blocked write would wait for the lock, held until this block ends.
+        assert await asyncio.wait_for(store.get("AR1133"), 10) == 1
+        assert await asyncio.wait_for(store.get_many(["AR1133"]), 10) == {"AR1133": 1}
         assert not blocked.done(), "the write is still waiting for the lock"
     await asyncio.wait_for(blocked, timeout=30)
     assert await store.get("AR1133") == 2

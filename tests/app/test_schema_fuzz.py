@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
 from kiusys_app.main import create_app
 from tests.support.app import sqlite_settings
@@ -62,7 +62,6 @@ def running_app() -> Iterator[None]:
     max_examples=EXAMPLES_PER_OPERATION,
     derandomize=True,
     deadline=None,
-    suppress_health_check=list(HealthCheck),
 )
 def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
     case.call_and_validate()

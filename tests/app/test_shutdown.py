@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,26 @@ from tests.support.processes import app_process, app_server
 pytestmark = pytest.mark.slow
 
 IN_FLIGHT = 8
+
+
+def accepted_connections(port: int) -> int:
+    """Established TCP connections whose local end is `port`: what the server has accepted."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, _, state = line.split()[1:4]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `condition` until it holds; fail, naming `what`, after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.05)
 
 
 def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) -> None:
@@ -42,11 +63,12 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) 
         threads = [threading.Thread(target=record) for _ in range(IN_FLIGHT)]
         for thread in threads:
             thread.start()
-        time.sleep(2.0)
+        port = int(server.url.rsplit(":", 1)[1])
+        wait_for(lambda: accepted_connections(port) >= IN_FLIGHT, "the records to connect")
         assert statuses == [], "the records should be waiting for the lock"
 
         server.process.send_signal(signal.SIGTERM)
-        time.sleep(1.0)
+        wait_for(lambda: "Shutting down" in log.read_text(), "the server to start its shutdown")
         with pytest.raises(httpx.ConnectError):
             httpx.post(f"{server.url}/save-transaction/AR1133", timeout=5)
 

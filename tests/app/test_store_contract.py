@@ -1,12 +1,23 @@
 """One contract, two stores: SQLite on a temp file and DynamoDB on moto's in-process mock."""
 
 import asyncio
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
-from kiusys_app.stores import CounterStore, IdempotencyKeyMismatch, RecordResult
+from kiusys_app.stores import (
+    CounterStore,
+    IdempotencyKeyMismatch,
+    RecordResult,
+    StoreError,
+    StoreErrorKind,
+)
 from kiusys_app.stores.base import IDEMPOTENCY_TTL_SECONDS
+from kiusys_app.stores.sqlite import SQLiteStore
 from tests.app.conftest import Clock
+from tests.support.aws import KEYS_TABLE, TABLE
 
 pytestmark = pytest.mark.anyio
 
@@ -75,8 +86,23 @@ async def test_distinct_keys_each_count(store: CounterStore) -> None:
     assert not any(r.replayed for r in results)
 
 
-async def test_ping_answers(store: CounterStore) -> None:
-    await store.ping()
+async def test_ping_answers_while_both_tables_do(store: CounterStore) -> None:
+    assert await store.ping() is None
+
+
+@pytest.mark.parametrize("table", ["counters", "idempotency keys"])
+async def test_ping_fails_as_misconfigured_when_either_table_is_gone(
+    store: CounterStore, table: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if isinstance(store, SQLiteStore):
+        with closing(sqlite3.connect(tmp_path / "counts.sqlite3")) as conn:
+            conn.execute(f"DROP TABLE {'counters' if table == 'counters' else 'idempotency_keys'}")
+    else:
+        aws = request.getfixturevalue("aws")
+        aws.delete_table(TableName=TABLE if table == "counters" else KEYS_TABLE)
+    with pytest.raises(StoreError) as failed:
+        await store.ping()
+    assert failed.value.kind is StoreErrorKind.MISCONFIGURED
 
 
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)

@@ -1,0 +1,74 @@
+"""The request limits at their exact edges, on the ASGI middleware alone: the headers' total size
+and the body's, by Content-Length or chunked."""
+
+from typing import Any
+
+import pytest
+from starlette.types import Message
+
+from kiusys_app.api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, RequestLimits
+
+pytestmark = pytest.mark.anyio
+
+
+async def through_limits(
+    headers: list[tuple[bytes, bytes]], chunks: tuple[bytes, ...] = (b"",)
+) -> tuple[int, bytes | None]:
+    """The status the middleware answers, and the body the app behind it read (None if the app
+    was never called)."""
+    read: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        read.append(body)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    pending: list[Message] = [
+        {"type": "http.request", "body": chunk, "more_body": n < len(chunks) - 1}
+        for n, chunk in enumerate(chunks)
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/save-transaction/AR1133"}
+    await RequestLimits(app)({**scope, "headers": headers}, receive, send)
+    return sent[0]["status"], read[0] if read else None
+
+
+def headers_of_total_size(size: int) -> list[tuple[bytes, bytes]]:
+    host = (b"host", b"kiusys.example.com")
+    padding = size - len(host[0]) - len(host[1]) - len(b"x-padding")
+    return [host, (b"x-padding", b"a" * padding)]
+
+
+@pytest.mark.parametrize(("size", "status"), [(MAX_HEADER_BYTES, 204), (MAX_HEADER_BYTES + 1, 431)])
+async def test_headers_of_exactly_16_kib_pass_and_one_byte_more_is_431(
+    size: int, status: int
+) -> None:
+    headers = headers_of_total_size(size)
+    assert sum(len(name) + len(value) for name, value in headers) == size
+    assert (await through_limits(headers))[0] == status
+
+
+@pytest.mark.parametrize(("length", "status"), [(MAX_BODY_BYTES, 204), (MAX_BODY_BYTES + 1, 413)])
+async def test_a_body_of_exactly_1_kib_passes_and_one_byte_more_is_413(
+    length: int, status: int
+) -> None:
+    body = b"x" * length
+    declared = [(b"content-length", str(length).encode())]
+    assert (await through_limits(declared, (body,)))[0] == status
+    chunked = [(b"transfer-encoding", b"chunked")]
+    answered, read = await through_limits(chunked, (body[:600], body[600:]))
+    assert answered == status
+    assert read == (body if status == 204 else None), "the app reads the whole body, or nothing"
