@@ -11,6 +11,8 @@ CHECKOV_VERSION := 3.3.30
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP_QUIET := --quiet --disable-pip-version-check
+# make mutation
+PATTERN ?=
 # make load
 URL ?=
 API_KEY ?=
@@ -23,7 +25,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: help run test lint fmt typecheck pytest test-tools bench load local-aws local-aws-down \
-	lock screenshot clean
+	lock screenshot mutation clean
 
 # $(call debian_package,COMMAND,PACKAGE,ELSE): unless COMMAND is on PATH, install PACKAGE with
 # apt-get (through sudo when not root); where there is no apt-get, print ELSE and go on.
@@ -93,6 +95,9 @@ load: $(DEV_STAMP) ## Drive a deployed endpoint: make load URL=https://… API_K
 	@command -v wrk >/dev/null || { echo 'wrk is needed: apt-get install wrk (Debian/Ubuntu) or brew install wrk' >&2; exit 2; }
 	@API_KEY='$(API_KEY)' $(BIN)/python -m bench.load '$(URL)' --duration '$(DURATION)' \
 		--connections '$(CONNECTIONS)' --routes '$(ROUTES)'
+
+mutation: $(DEV_STAMP) ## Mutation testing (mutmut) of stores, API, models, settings; PATTERN=stores/sqlite.py for one
+	$(BIN)/python -m tests.support.mutation $(PATTERN)
 
 local-aws: $(DEV_STAMP) ## Start moto and apply the four Terraform roots to it; prints the env for `make run`
 	$(BIN)/python -m tests.support.local_aws up

@@ -53,8 +53,11 @@ resource "aws_eks_cluster" "this" {
     bootstrap_cluster_creator_admin_permissions = true
   }
 
-  # Standard support only: a version left behind fails upgrades loudly instead of moving into
-  # paid extended support.
+  # Standard support only, never paid extended support. At the end of standard support EKS
+  # upgrades the control plane by itself to the next minor version; kubernetes_version then lags,
+  # Terraform plans a downgrade that EKS refuses, and every later apply fails. So bump
+  # kubernetes_version (and what follows it, see the README's "Upgrading Kubernetes") before
+  # that date.
   upgrade_policy {
     support_type = "STANDARD"
   }

@@ -1,8 +1,11 @@
-# An optional custom domain: an ACM certificate for it, validated through Route53, and the IAM
-# policy of the role (irsa.tf) that lets external-dns point the domain at the Service's load
-# balancer. Nothing here exists unless both domain_name and hosted_zone_id are set.
+# An optional custom domain: an ACM certificate for it, validated by DNS. With a Route53 hosted
+# zone (hosted_zone_id, the zone of the domain or of any parent of it), the validation records
+# are made here and the apply waits until the certificate is issued, and external-dns gets a role
+# (irsa.tf) to point the domain at the Service's load balancer. Without one, the DNS provider is
+# somebody else's: the certificate_validation_records output lists the CNAMEs to create there.
 locals {
-  custom_domain = var.domain_name != null && var.hosted_zone_id != null
+  custom_domain = var.domain_name != null
+  route53_zone  = var.hosted_zone_id != null
   hosted_zone   = "arn:${local.partition}:route53:::hostedzone/${coalesce(var.hosted_zone_id, "-")}"
 }
 
@@ -20,7 +23,7 @@ resource "aws_acm_certificate" "api" {
 resource "aws_route53_record" "certificate_validation" {
   for_each = {
     for option in flatten(aws_acm_certificate.api[*].domain_validation_options) :
-    option.domain_name => option
+    option.domain_name => option if local.route53_zone
   }
 
   zone_id         = var.hosted_zone_id
@@ -33,7 +36,7 @@ resource "aws_route53_record" "certificate_validation" {
 
 # Waits until ACM has issued the certificate, so that the load balancer's TLS listener can use it.
 resource "aws_acm_certificate_validation" "api" {
-  count = local.custom_domain ? 1 : 0
+  count = local.route53_zone ? 1 : 0
 
   certificate_arn         = aws_acm_certificate.api[0].arn
   validation_record_fqdns = [for record in aws_route53_record.certificate_validation : record.fqdn]

@@ -30,7 +30,7 @@ locals {
         policy          = data.aws_iam_policy_document.load_balancer_controller.json
       }
     },
-    local.custom_domain ? {
+    local.route53_zone ? {
       external_dns = {
         service_account = "system:serviceaccount:kube-system:external-dns"
         name            = "external-dns"

@@ -59,13 +59,32 @@ output "domain_name" {
 }
 
 output "certificate_arn" {
-  description = "ARN of the issued ACM certificate for domain_name, or an empty string without a custom domain."
-  value       = local.custom_domain ? aws_acm_certificate_validation.api[0].certificate_arn : ""
+  description = "ARN of the ACM certificate for domain_name (issued, with hosted_zone_id; pending until its validation records exist, without), or an empty string without a custom domain."
+  value = (
+    local.route53_zone ? aws_acm_certificate_validation.api[0].certificate_arn :
+    local.custom_domain ? aws_acm_certificate.api[0].arn : ""
+  )
+}
+
+output "certificate_validation_records" {
+  description = "The DNS records (name, type, value) that validate the certificate: create them at your DNS provider when there is no hosted_zone_id. Empty without a custom domain."
+  value = [
+    for option in flatten(aws_acm_certificate.api[*].domain_validation_options) : {
+      name  = option.resource_record_name
+      type  = option.resource_record_type
+      value = option.resource_record_value
+    }
+  ]
+}
+
+output "hosted_zone_id" {
+  description = "The Route53 hosted zone that external-dns may change, or an empty string without one."
+  value       = coalesce(var.hosted_zone_id, "")
 }
 
 output "external_dns_role_arn" {
-  description = "IAM role for external-dns's ServiceAccount (IRSA), or an empty string without a custom domain."
-  value       = local.custom_domain ? aws_iam_role.irsa["external_dns"].arn : ""
+  description = "IAM role for external-dns's ServiceAccount (IRSA), or an empty string without a hosted zone."
+  value       = local.route53_zone ? aws_iam_role.irsa["external_dns"].arn : ""
 }
 
 output "dynamodb_endpoint_id" {

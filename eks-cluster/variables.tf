@@ -148,7 +148,7 @@ variable "admin_principal_arns" {
 }
 
 variable "domain_name" {
-  description = "Optional DNS name for the API, such as api.example.com: an ACM certificate is made for it and external-dns points it at the load balancer. Needs hosted_zone_id."
+  description = "Optional DNS name for the API, such as api.example.com: an ACM certificate (DNS-validated) is made for it, so that the load balancer serves TLS. With hosted_zone_id, validation and the DNS record are automatic; without, create the certificate_validation_records and the record at your DNS provider."
   type        = string
   default     = null
 
@@ -158,13 +158,13 @@ variable "domain_name" {
   }
 
   validation {
-    condition     = (var.domain_name == null) == (var.hosted_zone_id == null)
-    error_message = "domain_name and hosted_zone_id go together: set both, or neither."
+    condition     = var.hosted_zone_id == null || var.domain_name != null
+    error_message = "hosted_zone_id is the Route53 zone of domain_name: set domain_name too."
   }
 }
 
 variable "hosted_zone_id" {
-  description = "Route53 public hosted zone that holds domain_name; needed with domain_name."
+  description = "Optional Route53 public hosted zone of domain_name or of a parent of it (example.com for api.example.com): the certificate is validated there and external-dns may change the domain's records in it."
   type        = string
   default     = null
 

@@ -14,6 +14,9 @@
 #                                the release workflow, every output it reads comes this way
 #   ACM_CERTIFICATE_ARN=arn:...  serve TLS (only) with this certificate instead of the one the
 #                                eks-cluster root issued for its domain_name (optional)
+#   SEND_API_KEYS_IN_CLEAR_TEXT=yes
+#                                without a certificate, serve plain HTTP on port 80 anyway: every
+#                                API key then crosses the internet readable (refused otherwise)
 #   PROMETHEUS_RELEASE=NAME      add the monitoring component (PodMonitor, PrometheusRule,
 #                                Grafana dashboard), labelled for the kube-prometheus-stack
 #                                Helm release NAME (optional)
@@ -60,7 +63,12 @@ app_role_arn="$(tf_output eks-cluster app_role_arn)"
 autoscaler_role_arn="$(tf_output eks-cluster autoscaler_role_arn)"
 lb_controller_role_arn="$(tf_output eks-cluster load_balancer_controller_role_arn)"
 domain_name="$(tf_output eks-cluster domain_name optional)"
+hosted_zone_id="$(tf_output eks-cluster hosted_zone_id optional)"
 certificate_arn="${ACM_CERTIFICATE_ARN:-$(tf_output eks-cluster certificate_arn optional)}"
+if [[ -z "${certificate_arn}" && "${SEND_API_KEYS_IN_CLEAR_TEXT:-}" != yes ]]; then
+  die "no TLS certificate, so API keys would cross the internet in clear text: set domain_name" \
+    "in eks-cluster (or ACM_CERTIFICATE_ARN), or SEND_API_KEYS_IN_CLEAR_TEXT=yes to accept that"
+fi
 
 prometheus_release="${PROMETHEUS_RELEASE:-}"
 
@@ -78,7 +86,7 @@ if [[ -n "${certificate_arn}" ]]; then
         path: /metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-ssl-cert
         value: ${certificate_arn}"
 fi
-if [[ -n "${domain_name}" ]]; then
+if [[ -n "${hosted_zone_id}" ]]; then
   # external-dns points this name at the load balancer.
   service_patches="${service_patches}
       - op: add
@@ -174,7 +182,7 @@ YAML
 echo "Wrote ${out_dir}/kustomization.yaml for ${repository_url} at ${image}"
 echo "and ${out_dir}/aws-load-balancer-controller.values.yaml."
 
-if [[ -n "${domain_name}" ]]; then
+if [[ -n "${hosted_zone_id}" ]]; then
   external_dns_role_arn="$(tf_output eks-cluster external_dns_role_arn)"
   cat >"${out_dir}/external-dns.values.yaml" <<YAML
 # Written by kubernetes/configure.sh; Helm values of external-dns.
@@ -182,8 +190,14 @@ provider:
   name: aws
 sources:
   - service
+# Only this name, in the one zone that holds it, which may be a parent's zone (example.com for
+# api.example.com): a domain filter alone would skip a zone whose name it does not match.
 domainFilters:
   - ${domain_name}
+extraArgs:
+  zone-id-filter:
+    - ${hosted_zone_id}
+  aws-zone-match-parent: true
 # sync: the record goes when the Service goes; TXT records mark which ones this cluster owns.
 policy: sync
 registry: txt

@@ -55,6 +55,7 @@ DOMAIN = "api.kiusys.test"
 ADMIN = "arn:aws:iam::123456789012:role/platform-admins"
 GITHUB_REPOSITORY = "example-org/kiusys"
 GITHUB_DEPLOY_ROLE = "arn:aws:iam::123456789012:role/kiusys-github-deploy"
+GITHUB_ISSUER = "token.actions.githubusercontent.com"
 CLUSTER_LOG_GROUP = "/aws/eks/kiusys/cluster"
 
 
@@ -177,17 +178,26 @@ def test_repository_is_immutable_scanned_and_encrypted(stack: Stack) -> None:
     assert stack.output("ecr-repo", "repository_url").endswith("/kiusys-app")
 
 
-def trust_conditions(iam: Any, role: str) -> dict[str, str]:
+def trust_conditions(iam: Any, role: str, issuer: str = "") -> dict[str, str]:
+    """The role's one web-identity trust statement, from the OIDC provider of `issuer` (any, if
+    empty), as {claim: required value}."""
     document = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
     if isinstance(document, str):
         document = json.loads(document)
     (statement,) = document["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert statement["Principal"]["Federated"].startswith(
-        "arn:aws:iam::123456789012:oidc-provider/"
+        f"arn:aws:iam::123456789012:oidc-provider/{issuer}"
     )
     (equals,) = statement["Condition"].values()
     return {key.rsplit(":", 1)[1]: value for key, value in equals.items()}
+
+
+def inline_policy(iam: Any, role: str) -> dict[str, Any]:
+    """The role's one inline policy document."""
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    return json.loads(document) if isinstance(document, str) else document  # type: ignore[no-any-return]
 
 
 def test_app_role_is_pinned_to_the_app_service_account(stack: Stack) -> None:
@@ -204,10 +214,7 @@ def test_app_role_is_pinned_to_the_app_service_account(stack: Stack) -> None:
 
 def test_app_role_allows_exactly_the_calls_the_service_makes(stack: Stack) -> None:
     iam = stack.client("iam")
-    (name,) = iam.list_role_policies(RoleName="kiusys-app")["PolicyNames"]
-    document = iam.get_role_policy(RoleName="kiusys-app", PolicyName=name)["PolicyDocument"]
-    if isinstance(document, str):
-        document = json.loads(document)
+    document = inline_policy(iam, "kiusys-app")
     table_arn = stack.output("dynamodb", "table_arn")
     keys_arn = stack.output("dynamodb", "idempotency_table_arn")
     granted = {
@@ -315,37 +322,17 @@ def test_cluster_stays_in_standard_support_with_named_admins(stack: Stack) -> No
     assert policy["accessScope"]["type"] == "cluster"
 
 
-def github_trust(iam: Any, role: str) -> dict[str, str]:
-    """The one OIDC trust statement of a GitHub role, as {claim: required value}."""
-    document = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
-    if isinstance(document, str):
-        document = json.loads(document)
-    (statement,) = document["Statement"]
-    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert statement["Principal"]["Federated"].endswith(
-        ":oidc-provider/token.actions.githubusercontent.com"
-    )
-    (equals,) = statement["Condition"].values()
-    return {key.rsplit(":", 1)[1]: value for key, value in equals.items()}
-
-
-def inline_policy(iam: Any, role: str) -> dict[str, Any]:
-    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
-    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-    return json.loads(document) if isinstance(document, str) else document  # type: ignore[no-any-return]
-
-
 def test_github_can_push_only_from_main_to_the_one_repository(stack: Stack) -> None:
     iam = stack.client("iam")
     (github,) = [
         provider["Arn"]
         for provider in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
-        if provider["Arn"].endswith("/token.actions.githubusercontent.com")
+        if provider["Arn"].endswith(f"/{GITHUB_ISSUER}")
     ]
     issuer = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=github)
     assert issuer["ClientIDList"] == ["sts.amazonaws.com"]
     assert stack.output("ecr-repo", "github_push_role_arn").endswith(":role/kiusys-app-github-push")
-    assert github_trust(iam, "kiusys-app-github-push") == {
+    assert trust_conditions(iam, "kiusys-app-github-push", GITHUB_ISSUER) == {
         "aud": "sts.amazonaws.com",
         "sub": f"repo:{GITHUB_REPOSITORY}:ref:refs/heads/main",
     }
@@ -364,7 +351,7 @@ def test_github_can_push_only_from_main_to_the_one_repository(stack: Stack) -> N
 def test_github_deploys_only_from_production_into_the_app_namespace(stack: Stack) -> None:
     iam = stack.client("iam")
     assert stack.output("eks-cluster", "github_deploy_role_arn") == GITHUB_DEPLOY_ROLE
-    assert github_trust(iam, "kiusys-github-deploy") == {
+    assert trust_conditions(iam, "kiusys-github-deploy", GITHUB_ISSUER) == {
         "aud": "sts.amazonaws.com",
         "sub": f"repo:{GITHUB_REPOSITORY}:environment:production",
     }

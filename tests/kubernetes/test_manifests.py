@@ -196,7 +196,21 @@ def test_network_policy_admits_only_the_service_port(rendered: list[Manifest]) -
     policy = find(rendered, "NetworkPolicy", "kiusys-app")["spec"]
     assert policy["policyTypes"] == ["Ingress"]
     (rule,) = policy["ingress"]
-    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    (port,) = [p["containerPort"] for p in app_container(rendered)["ports"] if p["name"] == "http"]
+    assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+
+
+def test_every_network_policy_names_its_ports_by_number(rendered: list[Manifest]) -> None:
+    policies = [m for m in rendered if m["kind"] == "NetworkPolicy"]
+    assert len(policies) == 2
+    for policy in policies:
+        for rule in policy["spec"]["ingress"]:
+            assert all(isinstance(p["port"], int) for p in rule["ports"]), policy["metadata"]
+
+
+def test_every_zone_reaches_a_ready_pod(rendered: list[Manifest]) -> None:
+    annotations = find(rendered, "Service", "kiusys-app")["metadata"]["annotations"]
+    assert annotations[f"{LBC}attributes"] == "load_balancing.cross_zone.enabled=true"
 
 
 def test_service_account_matches_the_irsa_trust(rendered: list[Manifest]) -> None:

@@ -3,7 +3,7 @@ for the nodes' architecture, and the teardown removes what EKS leaves behind."""
 
 import re
 
-from tests.kubernetes.conftest import variable_default
+from tests.kubernetes.conftest import find, render, variable_default
 from tests.support.processes import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -55,3 +55,15 @@ def test_metrics_server_comes_from_the_addon_not_a_url() -> None:
     assert "kubectl apply -f https://" not in COMMANDS
     addons = (REPO_ROOT / "eks-cluster" / "addons.tf").read_text()
     assert "metrics-server = null" in addons
+
+
+def test_the_first_deploy_creates_the_pods_after_their_target_group_binding() -> None:
+    label = "kiusys.io/after-target-group"
+    first = COMMANDS.index(f"kubectl apply -k build/deploy --selector '{label}!=true'")
+    binding = COMMANDS.index("kubectl -n kiusys get targetgroupbindings", first)
+    everything = COMMANDS.index("kubectl apply -k build/deploy\n", binding)
+    assert first < binding < everything < COMMANDS.index("readinessGates", everything)
+    rendered = render(REPO_ROOT / "kubernetes")
+    held_back = [m["kind"] for m in rendered if m["metadata"]["labels"].get(label) == "true"]
+    assert held_back == ["Deployment"], "only the app's pods wait for the binding"
+    assert find(rendered, "Service", "kiusys-app")["metadata"]["labels"].get(label) is None

@@ -265,12 +265,17 @@ OUTPUTS = {
     "autoscaler_role_arn": "arn:aws:iam::111122223333:role/kiusys-prod-cluster-autoscaler",
     "load_balancer_controller_role_arn": "arn:aws:iam::111122223333:role/kiusys-prod-lbc",
     "domain_name": "",
+    "hosted_zone_id": "",
     "certificate_arn": "",
     "external_dns_role_arn": "",
 }
+# Without a certificate, configure.sh renders plain HTTP only when told to accept the risk.
+PLAINTEXT = {"SEND_API_KEYS_IN_CLEAR_TEXT": "yes"}
 WITH_DOMAIN = {
     **OUTPUTS,
     "domain_name": "api.example.com",
+    # The zone of example.com: a parent of the domain.
+    "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
     "certificate_arn": "arn:aws:acm:sa-east-1:111122223333:certificate/0f2e-aa11",
     "external_dns_role_arn": "arn:aws:iam::111122223333:role/kiusys-prod-external-dns",
 }
@@ -298,7 +303,7 @@ def helm_values(deploy: Path, chart: str) -> dict[str, Any]:
 
 
 def test_configure_fills_image_roles_region_and_cluster(tmp_path: Path) -> None:
-    deploy = configured(tmp_path, OUTPUTS)
+    deploy = configured(tmp_path, OUTPUTS, **PLAINTEXT)
     rendered = render(deploy)
     (container,) = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]["spec"][
         "containers"
@@ -320,11 +325,12 @@ def test_configure_fills_image_roles_region_and_cluster(tmp_path: Path) -> None:
     assert autoscaler["env"] == [{"name": "AWS_REGION", "value": "sa-east-1"}]
     service = find(rendered, "Service", "kiusys-app")
     assert [p["port"] for p in service["spec"]["ports"]] == [80], "no certificate: plain HTTP"
+    assert "external-dns.alpha.kubernetes.io/hostname" not in service["metadata"]["annotations"]
     assert not (deploy / "external-dns.values.yaml").exists(), "no domain: no external-dns"
 
 
 def test_configure_writes_the_load_balancer_controllers_values(tmp_path: Path) -> None:
-    values = helm_values(configured(tmp_path, OUTPUTS), "aws-load-balancer-controller")
+    values = helm_values(configured(tmp_path, OUTPUTS, **PLAINTEXT), "aws-load-balancer-controller")
     assert values == {
         "clusterName": "kiusys-prod",
         "region": "sa-east-1",
@@ -352,11 +358,57 @@ def test_configure_serves_only_tls_and_points_the_domain_when_there_is_one(
     assert annotations["external-dns.alpha.kubernetes.io/hostname"] == "api.example.com"
     values = helm_values(deploy, "external-dns")
     assert values["domainFilters"] == ["api.example.com"]
+    assert values["extraArgs"] == {
+        "zone-id-filter": [WITH_DOMAIN["hosted_zone_id"]],
+        "aws-zone-match-parent": True,
+    }
     assert values["txtOwnerId"] == "kiusys-prod"
     assert values["policy"] == "sync", "the record goes when the Service goes"
     assert values["serviceAccount"]["name"] == "external-dns"
     role = values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
     assert role == WITH_DOMAIN["external_dns_role_arn"]
+
+
+def external_dns_keeps_zone(values: dict[str, Any], zone_id: str, zone_name: str) -> bool:
+    """Whether external-dns v0.21.0 on AWS manages a zone, given the chart values' flags: the
+    rule of provider/aws/aws.go (zone-id filter, then the domain filter on the zone's name or,
+    with aws-zone-match-parent, a filter under it) and endpoint/domain_filter.go's MatchParent."""
+    args = values.get("extraArgs", {})
+    if args.get("zone-id-filter") and zone_id not in args["zone-id-filter"]:
+        return False
+    filters = values.get("domainFilters", [])
+    name = zone_name.rstrip(".")
+    if not filters or any(name == f or name.endswith(f".{f}") for f in filters):
+        return True
+    return bool(args.get("aws-zone-match-parent")) and any(f.endswith(f".{name}") for f in filters)
+
+
+def test_external_dns_finds_the_parent_zone_and_no_other(tmp_path: Path) -> None:
+    values = helm_values(configured(tmp_path, WITH_DOMAIN), "external-dns")
+    zone = WITH_DOMAIN["hosted_zone_id"]
+    assert external_dns_keeps_zone(values, zone, "example.com.")
+    assert not external_dns_keeps_zone(values, "ZOTHERZONE0000000000", "example.com.")
+    # What the values used to be, a domain filter alone, skipped the parent zone.
+    assert not external_dns_keeps_zone({"domainFilters": ["api.example.com"]}, zone, "example.com.")
+
+
+def test_configure_refuses_plain_http_unless_told_to_accept_it(configure: Path) -> None:
+    result = run([str(configure / "kubernetes" / "configure.sh"), "1.4.2"], [configure / "bin"])
+    assert result.returncode == 2
+    assert "clear text" in result.stderr
+    assert "SEND_API_KEYS_IN_CLEAR_TEXT=yes" in result.stderr
+    assert not (configure / "build" / "deploy").exists()
+
+
+def test_a_domain_without_a_hosted_zone_serves_tls_and_leaves_dns_to_the_operator(
+    tmp_path: Path,
+) -> None:
+    outputs = {**WITH_DOMAIN, "hosted_zone_id": "", "external_dns_role_arn": ""}
+    deploy = configured(tmp_path, outputs)
+    service = find(render(deploy), "Service", "kiusys-app")
+    assert [p["port"] for p in service["spec"]["ports"]] == [443]
+    assert "external-dns.alpha.kubernetes.io/hostname" not in service["metadata"]["annotations"]
+    assert not (deploy / "external-dns.values.yaml").exists()
 
 
 def test_a_given_certificate_takes_precedence(tmp_path: Path) -> None:
@@ -404,7 +456,7 @@ def test_configure_adds_monitoring_for_the_named_prometheus_release(tmp_path: Pa
 
 
 def test_configure_leaves_monitoring_out_unless_asked(tmp_path: Path) -> None:
-    kinds = {m["kind"] for m in render(configured(tmp_path, OUTPUTS))}
+    kinds = {m["kind"] for m in render(configured(tmp_path, OUTPUTS, **PLAINTEXT))}
     assert kinds.isdisjoint({"PodMonitor", "PrometheusRule"})
 
 
@@ -413,6 +465,7 @@ def test_configure_refuses_a_release_name_helm_would_refuse(configure: Path) -> 
         [str(configure / "kubernetes" / "configure.sh"), "1.4.2"],
         [configure / "bin"],
         PROMETHEUS_RELEASE="Bad_Name",
+        **PLAINTEXT,
     )
     assert result.returncode == 2
     assert "Helm release name" in result.stderr
