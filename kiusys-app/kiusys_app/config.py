@@ -50,25 +50,39 @@ MIN_API_KEY_LENGTH = 16
 _API_KEY = re.compile(r"[\x21-\x7e]+")
 
 
+def _checked_keys(setting: str, keys: list[str]) -> list[str]:
+    """The keys of one source, each strong enough; a set source must yield at least one."""
+    keys = [key for key in keys if key]
+    if not keys:
+        raise ConfigError(
+            f"invalid setting {setting}: it is set but holds no key; unset it to run without keys"
+        )
+    for key in keys:
+        if len(key) < MIN_API_KEY_LENGTH or not _API_KEY.fullmatch(key):
+            raise ConfigError(
+                f"invalid setting {setting}: every key needs at least {MIN_API_KEY_LENGTH} "
+                "printable ASCII characters and no spaces"
+            )
+    return keys
+
+
 def load_api_keys(settings: Settings) -> frozenset[str]:
-    """Every configured API key; raises ConfigError for an unreadable file or a weak key."""
-    keys = [k.strip() for k in (settings.api_keys or "").split(",")]
+    """Every configured API key. Fails closed: a source that is set but unreadable, empty or
+    holding a weak key raises ConfigError naming that source; no keys only when none is set."""
+    keys: list[str] = []
+    if settings.api_keys is not None:
+        listed = [key.strip() for key in settings.api_keys.split(",")]
+        keys += _checked_keys("KIUSYS_API_KEYS", listed)
     if settings.api_keys_file is not None:
+        setting = f"KIUSYS_API_KEYS_FILE ({settings.api_keys_file})"
         try:
             lines = settings.api_keys_file.read_text().splitlines()
         except OSError as exc:
             raise ConfigError(
-                f"invalid setting KIUSYS_API_KEYS_FILE: cannot read it ({exc.strerror})"
+                f"invalid setting {setting}: cannot read it ({exc.strerror})"
             ) from None
-        keys += [line.strip() for line in lines if not line.lstrip().startswith("#")]
-    keys = [key for key in keys if key]
-    for key in keys:
-        if len(key) < MIN_API_KEY_LENGTH or not _API_KEY.fullmatch(key):
-            source = "KIUSYS_API_KEYS_FILE" if settings.api_keys_file else "KIUSYS_API_KEYS"
-            raise ConfigError(
-                f"invalid setting {source}: every key needs at least {MIN_API_KEY_LENGTH} "
-                "printable ASCII characters and no spaces"
-            )
+        listed = [line.strip() for line in lines if not line.lstrip().startswith("#")]
+        keys += _checked_keys(setting, listed)
     return frozenset(keys)
 
 

@@ -123,19 +123,29 @@ def start_uvicorn(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ),
         (
             {"KIUSYS_API_KEYS_FILE": "{tmp}/missing"},
-            "invalid setting KIUSYS_API_KEYS_FILE: cannot read it (No such file or directory)",
+            "invalid setting KIUSYS_API_KEYS_FILE ({tmp}/missing): cannot read it "
+            "(No such file or directory)",
         ),
         (
             {"KIUSYS_API_KEYS": "short"},
             "invalid setting KIUSYS_API_KEYS: every key needs at least 16",
         ),
+        (
+            {"KIUSYS_API_KEYS": ",,,"},
+            "invalid setting KIUSYS_API_KEYS: it is set but holds no key",
+        ),
+        (
+            {"KIUSYS_API_KEYS_FILE": "{tmp}/comments-only"},
+            "invalid setting KIUSYS_API_KEYS_FILE ({tmp}/comments-only): it is set but holds no key",
+        ),
     ],
-    ids=["store", "sqlite-path", "keys-file", "weak-key"],
+    ids=["store", "sqlite-path", "keys-file", "weak-key", "no-key-listed", "no-key-in-file"],
 )
 def test_server_refuses_to_start_with_one_json_line(
     tmp_path: Path, env: dict[str, str], expected: str
 ) -> None:
     (tmp_path / "a-file").write_text("")
+    (tmp_path / "comments-only").write_text("# rotated out\n\n   \n")
     env = {name: value.format(tmp=tmp_path) for name, value in env.items()}
     result = start_uvicorn(env)
     assert result.returncode == 3, "uvicorn's start-up failure code: its supervisor stops too"
@@ -181,6 +191,28 @@ def test_weak_api_keys_are_refused_without_echoing_them(keys: str) -> None:
     assert keys not in str(raised.value)
 
 
-def test_unreadable_api_keys_file_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^invalid setting KIUSYS_API_KEYS_FILE: cannot read"):
-        load_api_keys(Settings(api_keys_file=tmp_path / "missing"))
+def test_unreadable_api_keys_file_is_refused_with_its_path(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(ConfigError) as raised:
+        load_api_keys(Settings(api_keys_file=missing))
+    assert str(raised.value).startswith(f"invalid setting KIUSYS_API_KEYS_FILE ({missing}): ")
+
+
+@pytest.mark.parametrize("listed", ["", ",,,", " , "])
+def test_a_key_list_that_is_set_but_empty_fails_closed(listed: str) -> None:
+    with pytest.raises(ConfigError, match=r"^invalid setting KIUSYS_API_KEYS: it is set but"):
+        load_api_keys(Settings(api_keys=listed))
+
+
+def test_a_key_file_with_only_comments_fails_closed(tmp_path: Path) -> None:
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text("# the old key was rotated out\n\n")
+    with pytest.raises(ConfigError, match=r"holds no key"):
+        load_api_keys(Settings(api_keys_file=keys_file))
+
+
+def test_a_weak_listed_key_is_blamed_on_the_list_not_on_a_good_file(tmp_path: Path) -> None:
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text("a-good-key-from-the-file-0123\n")
+    with pytest.raises(ConfigError, match=r"^invalid setting KIUSYS_API_KEYS: every key"):
+        load_api_keys(Settings(api_keys="short", api_keys_file=keys_file))

@@ -1,6 +1,10 @@
 """`make mutation`: mutmut over the stores, the API layer, the models and the settings, against
 the fast app suite (`tests/app`, `-m "not slow"`).
 
+mutmut's own timeout counts CPU seconds, which a mutant that hangs on a lock or a queue never
+spends; pytest-timeout (30 s a test, against a fast suite of about a minute) ends those, so they
+count as killed, not as timed out.
+
 mutmut looks for code only under ./, src/ or source/, so it runs on a copy laid out that way,
 `build/mutation/src/kiusys_app` with `tests/` beside it, made afresh each run. The score counts
 the survivors listed in tests/support/mutation_equivalent.txt (no observable difference, each
@@ -28,7 +32,7 @@ MUTMUT_CONFIG = """
 [tool.mutmut]
 source_paths = ["src"]
 only_mutate = {only_mutate}
-pytest_add_cli_args = ["-m", "not slow", "-p", "no:cacheprovider", "-q"]
+pytest_add_cli_args = ["-m", "not slow", "-p", "no:cacheprovider", "-q", "--timeout", "30"]
 pytest_add_cli_args_test_selection = ["tests/app"]
 """
 
