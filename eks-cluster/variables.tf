@@ -67,9 +67,10 @@ variable "node_groups" {
     max_size       = number
     desired_size   = number
   }))
+  # One group: the cluster add-ons, the controllers and the app share its nodes. A second group
+  # without a taint isolated nothing; two nodes at least keep every add-on and the app on two.
   default = {
-    general = { instance_types = ["t3.large"], min_size = 1, max_size = 3, desired_size = 2 }
-    system  = { instance_types = ["t3.medium"], min_size = 1, max_size = 2, desired_size = 1 }
+    general = { instance_types = ["t3.large"], min_size = 2, max_size = 4, desired_size = 2 }
   }
 
   validation {
@@ -123,6 +124,17 @@ variable "github_repository" {
   validation {
     condition     = var.github_repository == null || can(regex("^[A-Za-z0-9-]+(@[0-9]+)?/[A-Za-z0-9._-]+(@[0-9]+)?$", var.github_repository))
     error_message = "github_repository must be OWNER/NAME or OWNER@ORG_ID/NAME@REPO_ID, such as example-org/kiusys."
+  }
+}
+
+variable "flow_log_traffic_type" {
+  description = "Which VPC flow logs to keep: REJECT (refused traffic only, the default and the cheaper), ALL (for forensics of accepted connections too) or ACCEPT."
+  type        = string
+  default     = "REJECT"
+
+  validation {
+    condition     = contains(["ACCEPT", "REJECT", "ALL"], var.flow_log_traffic_type)
+    error_message = "flow_log_traffic_type must be ACCEPT, REJECT or ALL."
   }
 }
 

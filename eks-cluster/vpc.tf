@@ -143,9 +143,11 @@ resource "aws_iam_role_policy" "flow_logs" {
   policy = data.aws_iam_policy_document.flow_logs.json
 }
 
+# Rejected traffic by default: what the security groups and NACLs refused, for a fraction of the
+# log volume of ALL (CloudWatch Logs bills by volume ingested).
 resource "aws_flow_log" "vpc" {
   vpc_id          = aws_vpc.this.id
-  traffic_type    = "ALL"
+  traffic_type    = var.flow_log_traffic_type
   log_destination = aws_cloudwatch_log_group.flow_logs.arn
   iam_role_arn    = aws_iam_role.flow_logs.arn
 }

@@ -26,7 +26,6 @@ pytestmark = pytest.mark.slow
 # server's EKS extras, so the cluster, its OIDC provider and the IRSA roles plan no change.)
 MOTO_DRIFT = {
     'aws_eks_node_group.this["general"]',
-    'aws_eks_node_group.this["system"]',
     "aws_launch_template.node",
 }
 
@@ -264,7 +263,7 @@ def test_node_groups_scale_in_private_subnets(stack: Stack) -> None:
         assert set(group["subnets"]) == private
         scaling = group["scalingConfig"]
         sizes[name] = (scaling["minSize"], scaling["maxSize"], scaling["desiredSize"])
-    assert sizes == {"general": (1, 3, 2), "system": (1, 2, 1)}
+    assert sizes == {"general": (2, 4, 2)}
 
 
 def test_vpc_spans_three_zones_with_tagged_subnets(stack: Stack) -> None:
@@ -283,6 +282,7 @@ def test_vpc_spans_three_zones_with_tagged_subnets(stack: Stack) -> None:
     assert len(gateways["NatGateways"]) == 1
     (flow_log,) = ec2.describe_flow_logs()["FlowLogs"]
     assert flow_log["ResourceId"] == vpc_id
+    assert flow_log["TrafficType"] == "REJECT", "refused traffic only, by default"
     (default_group,) = ec2.describe_security_groups(
         Filters=[
             {"Name": "vpc-id", "Values": [vpc_id]},
