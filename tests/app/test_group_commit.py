@@ -13,9 +13,14 @@ from typing import Any
 import pytest
 
 from kiusys_app.metrics import StoreMetrics
-from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult, StoreError
+from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult, StoreError, StoreErrorKind
 from kiusys_app.stores.base import IDEMPOTENCY_TTL_SECONDS
-from kiusys_app.stores.sqlite import PRUNE_BATCH, PRUNE_INTERVAL_SECONDS, SQLiteStore
+from kiusys_app.stores.sqlite import (
+    PRUNE_BATCH,
+    PRUNE_INTERVAL_SECONDS,
+    SQLiteStore,
+    as_store_error,
+)
 from tests.app.conftest import Clock
 from tests.support.app import metric
 
@@ -200,3 +205,74 @@ async def test_expired_keys_are_pruned_while_the_store_runs(
     assert stored_keys(database) == 1
     assert (await store.record("AR1133", "fresh")).replayed
     assert await store.get_many(["AR1133", "LA0001"]) == {"AR1133": old + 1, "LA0001": 1}
+
+
+def sqlite_error(code: int) -> sqlite3.Error:
+    error = sqlite3.OperationalError(f"error {code}")
+    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (sqlite3.SQLITE_BUSY, StoreErrorKind.UNAVAILABLE),
+        (sqlite3.SQLITE_LOCKED, StoreErrorKind.UNAVAILABLE),
+        (sqlite3.SQLITE_FULL, StoreErrorKind.UNAVAILABLE),
+        (sqlite3.SQLITE_IOERR_WRITE, StoreErrorKind.UNAVAILABLE),  # an extended I/O code
+        (sqlite3.SQLITE_BUSY_TIMEOUT, StoreErrorKind.UNAVAILABLE),
+        (sqlite3.SQLITE_READONLY, StoreErrorKind.MISCONFIGURED),
+        (sqlite3.SQLITE_CORRUPT, StoreErrorKind.MISCONFIGURED),
+        (sqlite3.SQLITE_NOTADB, StoreErrorKind.MISCONFIGURED),
+        (sqlite3.SQLITE_ERROR, StoreErrorKind.MISCONFIGURED),
+    ],
+)
+async def test_contention_and_io_errors_are_transient_the_rest_misconfigured(
+    code: int, kind: StoreErrorKind
+) -> None:
+    error = as_store_error(sqlite_error(code))
+    assert (error.kind, error.reason) == (kind, f"sqlite: error {code}")
+
+
+async def test_an_error_without_a_code_is_misconfigured() -> None:
+    assert as_store_error(sqlite3.ProgrammingError("closed")).kind is StoreErrorKind.MISCONFIGURED
+
+
+@pytest.mark.parametrize("expired", [0, 1, PRUNE_BATCH - 1, PRUNE_BATCH, PRUNE_BATCH + 1])
+async def test_pruning_deletes_every_expired_key_and_says_how_many(
+    store: SQLiteStore, database: Path, clock: Clock, expired: int
+) -> None:
+    await asyncio.gather(*(store.record("AR1133", f"old-{n}") for n in range(expired)))
+    clock.now += IDEMPOTENCY_TTL_SECONDS  # no record call after this: no background prune
+    assert await store.prune_expired_keys() == expired
+    assert stored_keys(database) == 0
+    assert await store.prune_expired_keys() == 0
+
+
+async def test_a_failed_background_prune_is_swallowed_and_tried_again(
+    store: SQLiteStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = 0
+
+    async def failing_prune() -> int:
+        nonlocal attempts
+        attempts += 1
+        raise StoreError(StoreErrorKind.UNAVAILABLE, "sqlite: disk I/O error")
+
+    monkeypatch.setattr(store, "prune_expired_keys", failing_prune)
+    clock.now += PRUNE_INTERVAL_SECONDS
+    await store.record("AR1133")
+    assert store._pruning is not None
+    await store._pruning  # raises nothing: the failure is kept quiet
+    clock.now += PRUNE_INTERVAL_SECONDS
+    assert await store.record("AR1133") == RecordResult(count=2)
+    await store._pruning
+    assert attempts == 2
+
+
+async def test_a_reused_key_names_the_route_it_was_first_used_for(store: SQLiteStore) -> None:
+    await store.record("AR1133", "key-1")
+    with pytest.raises(IdempotencyKeyMismatch) as raised:
+        await store.record("LA0001", "key-1")
+    assert raised.value.key_route == "AR1133"
+    assert str(raised.value) == "this Idempotency-Key was already used for route AR1133"

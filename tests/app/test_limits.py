@@ -72,3 +72,32 @@ async def test_a_body_of_exactly_1_kib_passes_and_one_byte_more_is_413(
     answered, read = await through_limits(chunked, (body[:600], body[600:]))
     assert answered == status
     assert read == (body if status == 204 else None), "the app reads the whole body, or nothing"
+
+
+async def test_after_a_replayed_chunked_body_the_app_reads_on_from_the_server() -> None:
+    """The body read ahead is handed out again, and what the server sends next (here the
+    client's disconnect) still reaches the app."""
+    seen: list[Message] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.extend([await receive(), await receive(), await receive()])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    pending: list[Message] = [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"cd", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    headers = [(b"transfer-encoding", b"chunked")]
+    await RequestLimits(app)({**scope, "headers": headers}, receive, send)
+    assert [m.get("body") for m in seen] == [b"ab", b"cd", None]
+    assert seen[-1]["type"] == "http.disconnect"

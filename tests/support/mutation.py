@@ -11,8 +11,10 @@ the survivors listed in tests/support/mutation_equivalent.txt (no observable dif
 with its reason) as equivalent, not as missed.
 
 Usage: python -m tests.support.mutation [PATTERN ...]
+       python -m tests.support.mutation --resume
   PATTERN: what to mutate, relative to kiusys_app/, e.g. `stores/sqlite.py` or `api/*`
   (default: the whole scope below)
+  --resume: go on with the run in build/mutation that was stopped, instead of starting afresh
 """
 
 import json
@@ -33,6 +35,9 @@ MUTMUT_CONFIG = """
 source_paths = ["src"]
 only_mutate = {only_mutate}
 pytest_add_cli_args = ["-m", "not slow", "-p", "no:cacheprovider", "-q", "--timeout", "30"]
+# A mutant that loops is stopped after 4 times its tests' CPU time (mutmut's default, 15, let one
+# spin for minutes on this suite).
+timeout_multiplier = 4.0
 pytest_add_cli_args_test_selection = ["tests/app"]
 """
 
@@ -80,8 +85,10 @@ def survivors() -> list[str]:
 
 
 def main() -> None:
-    patterns = sys.argv[1:] or list(SCOPE)
-    stage(patterns)
+    resume = sys.argv[1:] == ["--resume"]
+    patterns = [] if resume else sys.argv[1:] or list(SCOPE)
+    if not resume:
+        stage(patterns)
     started = time.monotonic()
     subprocess.run(
         [sys.executable, "-m", "mutmut", "run", "--max-children", str(os.cpu_count() or 1)],
@@ -96,7 +103,7 @@ def main() -> None:
     missed = [name for name in survived if name not in judged]
     counted = stats["total"] - (len(survived) - len(missed))
     killed = stats["killed"] + stats["timeout"]
-    print(f"\nscope: {', '.join(patterns)}; {minutes:.0f} min")
+    print(f"\nscope: {', '.join(patterns) or 'as staged'}; {minutes:.0f} min")
     print(
         f"mutants {stats['total']}, killed {stats['killed']}, timed out {stats['timeout']}, "
         f"survived {len(survived)} ({len(survived) - len(missed)} judged equivalent), "
