@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from kiusys_app.api.errors import MISCONFIGURED_DETAIL
 from tests.support.app import metric
+from tests.support.aws import KEYS_TABLE
 
 RECORD = "/v1/routes/AR1133/transactions"
 # The content type of every successful DynamoDB answer.
@@ -172,3 +173,39 @@ def test_a_refused_role_or_a_missing_table_is_misconfigured_not_transient(
     assert moto_client.get("/readyz").status_code == 503
     assert ready.calls == 1
     assert errors("misconfigured") == before + 2
+
+
+def keys_table_reads(answer: Any) -> Any:
+    """A GetItem hook for the idempotency-key table only; other reads go to moto."""
+
+    def hook(request: AWSPreparedRequest) -> AWSResponse | None:
+        if json.loads(request.body or b"{}")["TableName"] != KEYS_TABLE:
+            return None
+        return answer(request)  # type: ignore[no-any-return]
+
+    return hook
+
+
+def test_a_replay_reads_its_key_strongly_consistent(moto_client: TestClient) -> None:
+    reads: list[dict[str, Any]] = []
+    Hook(moto_client, "GetItem", 99, keys_table_reads(lambda r: reads.append(json.loads(r.body))))
+    moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    replay = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (200, "true")
+    (read,) = reads
+    assert read["Key"] == {"idempotency-key": {"S": "order-1"}}
+    assert read["ConsistentRead"] is True, "an eventually consistent read may miss the key"
+
+
+def test_a_key_gone_since_its_transaction_failed_is_still_a_replay(
+    moto_client: TestClient,
+) -> None:
+    """The transaction found the key; by the read it had expired: the same route's replay."""
+    moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    no_item = keys_table_reads(
+        lambda request: AWSResponse(request.url, 200, JSON_PROTOCOL, _Raw(b"{}"))
+    )
+    Hook(moto_client, "GetItem", 99, no_item)
+    replay = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (200, "true")
+    assert replay.json()["transactions"] == 1

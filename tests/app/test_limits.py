@@ -101,3 +101,27 @@ async def test_after_a_replayed_chunked_body_the_app_reads_on_from_the_server() 
     await RequestLimits(app)({**scope, "headers": headers}, receive, send)
     assert [m.get("body") for m in seen] == [b"ab", b"cd", None]
     assert seen[-1]["type"] == "http.disconnect"
+
+
+async def test_head_is_answered_as_get_without_the_body() -> None:
+    seen: list[str] = []
+    sent: list[Message] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["method"])
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]})
+        await send({"type": "http.response.body", "body": b'{"AR1133":1}'})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "HEAD", "path": "/get-transaction/AR1133", "headers": []}
+    await RequestLimits(app)(scope, receive, send)
+    assert seen == ["GET"], "the app answers a GET"
+    assert sent == [
+        {"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]},
+        {"type": "http.response.body", "body": b""},
+    ]
