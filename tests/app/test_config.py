@@ -242,3 +242,13 @@ def test_a_weak_listed_key_is_blamed_on_the_list_not_on_a_good_file(tmp_path: Pa
     keys_file.write_text("a-good-key-from-the-file-0123\n")
     with pytest.raises(ConfigError, match=r"^invalid setting KIUSYS_API_KEYS: every key"):
         load_api_keys(Settings(api_keys="short", api_keys_file=keys_file))
+
+
+def test_a_key_of_16_characters_is_enough_and_15_are_not() -> None:
+    assert load_api_keys(Settings(api_keys="k" * 16)) == {"k" * 16}
+    with pytest.raises(ConfigError) as raised:
+        load_api_keys(Settings(api_keys="k" * 15))
+    assert str(raised.value) == (
+        "invalid setting KIUSYS_API_KEYS: every key needs at least 16 printable ASCII characters "
+        "and no spaces"
+    )

@@ -4,6 +4,7 @@ The app talks to a real moto server over HTTP; each hook sits in front of botoco
 """
 
 import json
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +15,10 @@ from botocore.exceptions import ReadTimeoutError
 from fastapi.testclient import TestClient
 
 from kiusys_app.api.errors import MISCONFIGURED_DETAIL
+from kiusys_app.stores import StoreError, StoreErrorKind
+from kiusys_app.stores.dynamodb import DynamoDBStore
 from tests.support.app import metric
-from tests.support.aws import KEYS_TABLE
+from tests.support.aws import KEYS_TABLE, REGION, TABLE
 
 RECORD = "/v1/routes/AR1133/transactions"
 # The content type of every successful DynamoDB answer.
@@ -209,3 +212,37 @@ def test_a_key_gone_since_its_transaction_failed_is_still_a_replay(
     replay = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
     assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (200, "true")
     assert replay.json()["transactions"] == 1
+
+
+@pytest.mark.anyio
+async def test_unprocessed_keys_are_asked_again_after_a_capped_exponential_backoff(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    asked: list[dict[str, Any]] = []
+    store = DynamoDBStore(
+        table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION, sleep=slept.append
+    )
+
+    def nothing_processed(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        keys = json.loads(request.body or b"{}")["RequestItems"]
+        asked.append(keys)
+        body = json.dumps({"UnprocessedKeys": keys}).encode()  # and no "Responses" at all
+        return AWSResponse(request.url, 200, JSON_PROTOCOL, _Raw(body))
+
+    store.client.meta.events.register_first("before-send.dynamodb.BatchGetItem", nothing_processed)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the top of each jitter range
+    try:
+        with pytest.raises(StoreError) as failed:
+            await store.get_many(["AR1133"])
+    finally:
+        await store.aclose()
+    error = failed.value
+    assert (error.kind, error.reason, error.table, error.operation) == (
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: batch keys stayed unprocessed",
+        TABLE,
+        "batch_get_item",
+    )
+    assert slept == [0.02, 0.04, 0.08, 0.16, 0.32, 0.5]
+    assert all(keys[TABLE]["ConsistentRead"] is True for keys in asked)
