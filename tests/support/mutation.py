@@ -2,7 +2,7 @@
 the fast app suite (`tests/app`, `-m "not slow"`).
 
 mutmut's own timeout counts CPU seconds, which a mutant that hangs on a lock or a queue never
-spends; pytest-timeout (30 s a test, against a fast suite of about a minute) ends those, so they
+spends; pytest-timeout (10 s a test; the slowest fast test takes a few) ends those, so they
 count as killed, not as timed out.
 
 mutmut looks for code only under ./, src/ or source/, so it runs on a copy laid out that way,
@@ -34,7 +34,7 @@ MUTMUT_CONFIG = """
 [tool.mutmut]
 source_paths = ["src"]
 only_mutate = {only_mutate}
-pytest_add_cli_args = ["-m", "not slow", "-p", "no:cacheprovider", "-q", "--timeout", "30"]
+pytest_add_cli_args = ["-m", "not slow", "-p", "no:cacheprovider", "-q", "--timeout", "10"]
 # A mutant that loops is stopped after 4 times its tests' CPU time (mutmut's default, 15, let one
 # spin for minutes on this suite).
 timeout_multiplier = 4.0
