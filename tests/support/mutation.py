@@ -2,8 +2,9 @@
 the fast app suite (`tests/app`, `-m "not slow"`).
 
 mutmut's own timeout counts CPU seconds, which a mutant that hangs on a lock or a queue never
-spends; pytest-timeout (10 s a test; the slowest fast test takes a few) ends those, so they
-count as killed, not as timed out.
+spends; pytest-timeout ends those instead (10 s a test, where the slowest fast test takes a few,
+and with its thread method, which ends the whole process, teardown hangs too), so they count as
+killed, not as timed out.
 
 mutmut looks for code only under ./, src/ or source/, so it runs on a copy laid out that way,
 `build/mutation/src/kiusys_app` with `tests/` beside it, made afresh each run. The score counts
@@ -34,7 +35,7 @@ MUTMUT_CONFIG = """
 [tool.mutmut]
 source_paths = ["src"]
 only_mutate = {only_mutate}
-pytest_add_cli_args = ["-m", "not slow", "-p", "no:cacheprovider", "-q", "--timeout", "10"]
+pytest_add_cli_args = ["-m", "not slow", "-p", "no:cacheprovider", "-q", "--timeout", "10", "--timeout-method", "thread"]
 # A mutant that loops is stopped after 4 times its tests' CPU time (mutmut's default, 15, let one
 # spin for minutes on this suite).
 timeout_multiplier = 4.0
