@@ -246,3 +246,23 @@ async def test_unprocessed_keys_are_asked_again_after_a_capped_exponential_backo
     )
     assert slept == [0.02, 0.04, 0.08, 0.16, 0.32, 0.5]
     assert all(keys[TABLE]["ConsistentRead"] is True for keys in asked)
+
+
+@pytest.mark.anyio
+async def test_a_refused_batch_read_names_its_table_and_operation(aws: Any) -> None:
+    store = DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION)
+    store.client.meta.events.register_first(
+        "before-send.dynamodb.BatchGetItem",
+        lambda request, **_: error_response(request, "AccessDeniedException"),
+    )
+    try:
+        with pytest.raises(StoreError) as failed:
+            await store.get_many(["AR1133"])
+    finally:
+        await store.aclose()
+    error = failed.value
+    assert (error.kind, error.table, error.operation) == (
+        StoreErrorKind.MISCONFIGURED,
+        TABLE,
+        "batch_get_item",
+    )

@@ -125,3 +125,25 @@ async def test_head_is_answered_as_get_without_the_body() -> None:
         {"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]},
         {"type": "http.response.body", "body": b""},
     ]
+
+
+async def test_a_chunk_without_more_body_is_the_last_one() -> None:
+    """ASGI's default for a missing `more_body` is False: the body ends there."""
+    pending: list[Message] = [{"type": "http.request", "body": b"abc"}]
+    read: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        read.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    headers = [(b"transfer-encoding", b"chunked")]
+    await RequestLimits(app)({**scope, "headers": headers}, receive, send)
+    assert read == [b"abc"]
