@@ -19,6 +19,7 @@ from kiusys_app.stores import StoreError, StoreErrorKind
 from kiusys_app.stores.dynamodb import DynamoDBStore
 from tests.support.app import metric
 from tests.support.aws import KEYS_TABLE, REGION, TABLE
+from tests.support.processes import free_port
 
 RECORD = "/v1/routes/AR1133/transactions"
 # The content type of every successful DynamoDB answer.
@@ -265,4 +266,45 @@ async def test_a_refused_batch_read_names_its_table_and_operation(aws: Any) -> N
         StoreErrorKind.MISCONFIGURED,
         TABLE,
         "batch_get_item",
+    )
+    assert error.reason == "dynamodb: AccessDeniedException: AccessDeniedException"
+
+
+def bare_error(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+    """DynamoDB's error shape with a type and no message."""
+    body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException"})
+    headers = {"x-amzn-ErrorType": "AccessDeniedException"}
+    return AWSResponse(request.url, 400, headers, _Raw(body.encode()))
+
+
+@pytest.mark.anyio
+async def test_store_error_reasons_name_the_code_and_the_message_when_there_is_one(
+    aws: Any,
+) -> None:
+    store = DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION)
+    store.client.meta.events.register_first("before-send.dynamodb.GetItem", bare_error)
+    try:
+        with pytest.raises(StoreError) as failed:
+            await store.get("AR1133")
+    finally:
+        await store.aclose()
+    assert failed.value.reason == "dynamodb: AccessDeniedException"
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_endpoint_is_unavailable_with_the_error_named() -> None:
+    store = DynamoDBStore(
+        table_name=TABLE,
+        idempotency_table_name=KEYS_TABLE,
+        region=REGION,
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+    )
+    try:
+        with pytest.raises(StoreError) as failed:
+            await store.get("AR1133")
+    finally:
+        await store.aclose()
+    assert failed.value.kind is StoreErrorKind.UNAVAILABLE
+    assert failed.value.reason.startswith(
+        "dynamodb: EndpointConnectionError: Could not connect to the endpoint URL"
     )
