@@ -5,7 +5,7 @@ The app talks to a real moto server over HTTP; each hook sits in front of botoco
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -215,15 +215,32 @@ def test_a_key_gone_since_its_transaction_failed_is_still_a_replay(
     assert replay.json()["transactions"] == 1
 
 
+async def store_error_of(
+    call: Callable[[DynamoDBStore], Awaitable[Any]],
+    hooks: dict[str, Callable[..., AWSResponse]],
+    **options: Any,
+) -> StoreError:
+    """The StoreError that `call` raises on a fresh store (moto in-process, or `options`), with
+    `hooks` answering in front of botocore's send: operation -> answer."""
+    store = DynamoDBStore(
+        table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION, **options
+    )
+    for operation, answer in hooks.items():
+        store.client.meta.events.register_first(f"before-send.dynamodb.{operation}", answer)
+    try:
+        with pytest.raises(StoreError) as failed:
+            await call(store)
+    finally:
+        await store.aclose()
+    return failed.value
+
+
 @pytest.mark.anyio
 async def test_unprocessed_keys_are_asked_again_after_a_capped_exponential_backoff(
     aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
     asked: list[dict[str, Any]] = []
-    store = DynamoDBStore(
-        table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION, sleep=slept.append
-    )
 
     def nothing_processed(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
         keys = json.loads(request.body or b"{}")["RequestItems"]
@@ -231,14 +248,12 @@ async def test_unprocessed_keys_are_asked_again_after_a_capped_exponential_backo
         body = json.dumps({"UnprocessedKeys": keys}).encode()  # and no "Responses" at all
         return AWSResponse(request.url, 200, JSON_PROTOCOL, _Raw(body))
 
-    store.client.meta.events.register_first("before-send.dynamodb.BatchGetItem", nothing_processed)
     monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the top of each jitter range
-    try:
-        with pytest.raises(StoreError) as failed:
-            await store.get_many(["AR1133"])
-    finally:
-        await store.aclose()
-    error = failed.value
+    error = await store_error_of(
+        lambda store: store.get_many(["AR1133"]),
+        {"BatchGetItem": nothing_processed},
+        sleep=slept.append,
+    )
     assert (error.kind, error.reason, error.table, error.operation) == (
         StoreErrorKind.UNAVAILABLE,
         "dynamodb: batch keys stayed unprocessed",
@@ -251,17 +266,10 @@ async def test_unprocessed_keys_are_asked_again_after_a_capped_exponential_backo
 
 @pytest.mark.anyio
 async def test_a_refused_batch_read_names_its_table_and_operation(aws: Any) -> None:
-    store = DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION)
-    store.client.meta.events.register_first(
-        "before-send.dynamodb.BatchGetItem",
-        lambda request, **_: error_response(request, "AccessDeniedException"),
-    )
-    try:
-        with pytest.raises(StoreError) as failed:
-            await store.get_many(["AR1133"])
-    finally:
-        await store.aclose()
-    error = failed.value
+    refused = {
+        "BatchGetItem": lambda request, **_: error_response(request, "AccessDeniedException")
+    }
+    error = await store_error_of(lambda store: store.get_many(["AR1133"]), refused)
     assert (error.kind, error.table, error.operation) == (
         StoreErrorKind.MISCONFIGURED,
         TABLE,
@@ -281,30 +289,16 @@ def bare_error(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
 async def test_store_error_reasons_name_the_code_and_the_message_when_there_is_one(
     aws: Any,
 ) -> None:
-    store = DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION)
-    store.client.meta.events.register_first("before-send.dynamodb.GetItem", bare_error)
-    try:
-        with pytest.raises(StoreError) as failed:
-            await store.get("AR1133")
-    finally:
-        await store.aclose()
-    assert failed.value.reason == "dynamodb: AccessDeniedException"
+    error = await store_error_of(lambda store: store.get("AR1133"), {"GetItem": bare_error})
+    assert error.reason == "dynamodb: AccessDeniedException"
 
 
 @pytest.mark.anyio
 async def test_an_unreachable_endpoint_is_unavailable_with_the_error_named() -> None:
-    store = DynamoDBStore(
-        table_name=TABLE,
-        idempotency_table_name=KEYS_TABLE,
-        region=REGION,
-        endpoint_url=f"http://127.0.0.1:{free_port()}",
+    error = await store_error_of(
+        lambda store: store.get("AR1133"), {}, endpoint_url=f"http://127.0.0.1:{free_port()}"
     )
-    try:
-        with pytest.raises(StoreError) as failed:
-            await store.get("AR1133")
-    finally:
-        await store.aclose()
-    assert failed.value.kind is StoreErrorKind.UNAVAILABLE
-    assert failed.value.reason.startswith(
+    assert error.kind is StoreErrorKind.UNAVAILABLE
+    assert error.reason.startswith(
         "dynamodb: EndpointConnectionError: Could not connect to the endpoint URL"
     )

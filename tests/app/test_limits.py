@@ -9,6 +9,25 @@ from starlette.types import Message
 from kiusys_app.api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, RequestLimits
 
 pytestmark = pytest.mark.anyio
+CHUNKED = [(b"transfer-encoding", b"chunked")]
+
+
+async def serve(
+    app: Any, headers: list[tuple[bytes, bytes]], messages: list[Message], method: str = "POST"
+) -> list[Message]:
+    """One request through RequestLimits to `app`: the server hands out `messages` as they are
+    asked for; what went back to it."""
+    pending, sent = list(messages), []
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": "/save-transaction/AR1133"}
+    await RequestLimits(app)({**scope, "headers": headers}, receive, send)
+    return sent
 
 
 async def through_limits(
@@ -29,20 +48,11 @@ async def through_limits(
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    pending: list[Message] = [
+    messages: list[Message] = [
         {"type": "http.request", "body": chunk, "more_body": n < len(chunks) - 1}
         for n, chunk in enumerate(chunks)
     ]
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return pending.pop(0)
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "POST", "path": "/save-transaction/AR1133"}
-    await RequestLimits(app)({**scope, "headers": headers}, receive, send)
+    sent = await serve(app, headers, messages)
     return sent[0]["status"], read[0] if read else None
 
 
@@ -68,8 +78,7 @@ async def test_a_body_of_exactly_1_kib_passes_and_one_byte_more_is_413(
     body = b"x" * length
     declared = [(b"content-length", str(length).encode())]
     assert (await through_limits(declared, (body,)))[0] == status
-    chunked = [(b"transfer-encoding", b"chunked")]
-    answered, read = await through_limits(chunked, (body[:600], body[600:]))
+    answered, read = await through_limits(CHUNKED, (body[:600], body[600:]))
     assert answered == status
     assert read == (body if status == 204 else None), "the app reads the whole body, or nothing"
 
@@ -84,42 +93,25 @@ async def test_after_a_replayed_chunked_body_the_app_reads_on_from_the_server() 
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    pending: list[Message] = [
+    messages: list[Message] = [
         {"type": "http.request", "body": b"ab", "more_body": True},
         {"type": "http.request", "body": b"cd", "more_body": False},
         {"type": "http.disconnect"},
     ]
-
-    async def receive() -> Message:
-        return pending.pop(0)
-
-    async def send(message: Message) -> None:
-        pass
-
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
-    headers = [(b"transfer-encoding", b"chunked")]
-    await RequestLimits(app)({**scope, "headers": headers}, receive, send)
+    await serve(app, CHUNKED, messages)
     assert [m.get("body") for m in seen] == [b"ab", b"cd", None]
     assert seen[-1]["type"] == "http.disconnect"
 
 
 async def test_head_is_answered_as_get_without_the_body() -> None:
     seen: list[str] = []
-    sent: list[Message] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append(scope["method"])
         await send({"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]})
         await send({"type": "http.response.body", "body": b'{"AR1133":1}'})
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "HEAD", "path": "/get-transaction/AR1133", "headers": []}
-    await RequestLimits(app)(scope, receive, send)
+    sent = await serve(app, [], [], method="HEAD")
     assert seen == ["GET"], "the app answers a GET"
     assert sent == [
         {"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]},
@@ -129,7 +121,6 @@ async def test_head_is_answered_as_get_without_the_body() -> None:
 
 async def test_a_chunk_without_more_body_is_the_last_one() -> None:
     """ASGI's default for a missing `more_body` is False: the body ends there."""
-    pending: list[Message] = [{"type": "http.request", "body": b"abc"}]
     read: list[bytes] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -137,13 +128,5 @@ async def test_a_chunk_without_more_body_is_the_last_one() -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    async def receive() -> Message:
-        return pending.pop(0)
-
-    async def send(message: Message) -> None:
-        pass
-
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
-    headers = [(b"transfer-encoding", b"chunked")]
-    await RequestLimits(app)({**scope, "headers": headers}, receive, send)
+    await serve(app, CHUNKED, [{"type": "http.request", "body": b"abc"}])
     assert read == [b"abc"]
