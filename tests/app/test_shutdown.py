@@ -5,14 +5,12 @@ import json
 import signal
 import sqlite3
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.processes import app_process, app_server
+from tests.support.processes import app_process, app_server, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +26,6 @@ def accepted_connections(port: int) -> int:
             if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
                 count += 1
     return count
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll `condition` until it holds; fail, naming `what`, after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {timeout:.0f} s for {what}")
-        time.sleep(0.05)
 
 
 def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,14 @@ from kiusys_app.api.routes.health import METRICS_PATH
 from tests.kubernetes.conftest import Manifest, find, render
 from tests.kubernetes.test_manifests import RECOMMENDED_LABELS, app_container, run_checkov
 from tests.support.app import sqlite_settings, started_app
-from tests.support.processes import REPO_ROOT, app_process, dynamodb_standin, free_port, running
+from tests.support.processes import (
+    REPO_ROOT,
+    app_process,
+    dynamodb_standin,
+    free_port,
+    running,
+    wait_for,
+)
 
 COMPONENT = REPO_ROOT / "kubernetes" / "components" / "monitoring"
 RULE_TESTS = COMPONENT / "prometheusrule.test.yaml"
@@ -266,21 +272,12 @@ def app_url() -> Iterator[str]:
             yield server.url
 
 
-def wait_for(condition: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.5)
-    raise TimeoutError(f"not true within {timeout}s: {condition}")
-
-
 @pytest.mark.slow
 def test_a_real_prometheus_raises_the_misconfigured_store_alert(
     prometheus_scraping: Prometheus, app_url: str, rules: dict[str, Any]
 ) -> None:
     prometheus = prometheus_scraping
-    wait_for(lambda: prometheus.query(f'up{{job="{JOB}"}} == 1'))
+    wait_for(lambda: prometheus.query(f'up{{job="{JOB}"}} == 1'), "a scrape", 60, 0.5)
     assert prometheus.alert_state("KiusysStoreMisconfigured") is None
     assert prometheus.alert_state("KiusysAvailabilityBudgetBurn") is None
 
@@ -290,9 +287,11 @@ def test_a_real_prometheus_raises_the_misconfigured_store_alert(
         return prometheus.query("kiusys:sli_errors:ratio_rate5m == 1")
 
     # Every record call is a 503: the availability SLI of the real route labels is 100 %.
-    (ratio,) = wait_for(record_calls_fail)
+    (ratio,) = wait_for(record_calls_fail, "the SLI of failing calls", 60, 0.5)
     assert ratio["metric"] == {"__name__": "kiusys:sli_errors:ratio_rate5m", "namespace": "kiusys"}
-    state = wait_for(lambda: prometheus.alert_state("KiusysStoreMisconfigured"))
+    state = wait_for(
+        lambda: prometheus.alert_state("KiusysStoreMisconfigured"), "the alert", 60, 0.5
+    )
     assert state in {"pending", "firing"}
     # Every query of the dashboard is one this Prometheus accepts.
     panels = json.loads(DASHBOARD.read_text())["panels"]

@@ -7,14 +7,17 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -40,6 +43,19 @@ def wait_until_up(
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def wait_for(
+    condition: Callable[[], T], what: str, timeout: float = 30.0, interval: float = 0.05
+) -> T:
+    """Poll `condition` until it returns something true, and return that; fail, naming `what`,
+    after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:.0f} s for {what}")
+        time.sleep(interval)
+    return value
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
