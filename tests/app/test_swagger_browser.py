@@ -123,8 +123,11 @@ def authorize(page: Page, key: str) -> None:
 def try_it_out(block: Locator, **parameters: str | list[str]) -> tuple[int, Any]:
     """Try it out with `parameters` (a list fills an array's items), Execute, and read the
     status and JSON body that the page shows."""
-    if block.get_by_role("button", name="Try it out").is_visible():
-        block.get_by_role("button", name="Try it out").click()
+    try_out = block.get_by_role("button", name="Try it out")
+    # The block renders its buttons after it expands: wait for one of them before deciding.
+    try_out.or_(block.get_by_role("button", name="Cancel")).first.wait_for()
+    if try_out.is_visible():
+        try_out.click()
     for name, value in parameters.items():
         row = block.locator(f'tr[data-param-name="{name}"]')
         if isinstance(value, list):
