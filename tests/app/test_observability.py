@@ -72,25 +72,44 @@ def test_metrics_count_by_route_template_never_by_path(client: TestClient) -> No
     assert "LA0001" not in exposition.text
 
 
+@pytest.mark.parametrize(
+    ("kind", "level", "message"),
+    [
+        (StoreErrorKind.THROTTLED, "warning", "store throttled"),
+        (StoreErrorKind.MISCONFIGURED, "error", "store misconfigured: injected"),
+    ],
+)
 def test_store_errors_are_logged_with_the_request_id(
-    client: TestClient, log_output: io.StringIO, store_kind: str
+    client: TestClient,
+    log_output: io.StringIO,
+    store_kind: str,
+    kind: StoreErrorKind,
+    level: str,
+    message: str,
 ) -> None:
     class Broken:
         async def get(self, route: str) -> int:
-            raise StoreError(StoreErrorKind.THROTTLED, "injected")
+            raise StoreError(kind, "injected", table="flights-db", operation="GetItem")
 
     original = client.app.state.store  # type: ignore[attr-defined]
     client.app.state.store = Broken()  # type: ignore[attr-defined]
-    before = metric("kiusys_store_errors_total", kind="throttled")
+    before = metric("kiusys_store_errors_total", kind=kind.value)
     try:
         response = client.get("/get-transaction/AR1133", headers={"X-Request-ID": "err-1"})
     finally:
         client.app.state.store = original  # type: ignore[attr-defined]
     assert response.status_code == 503
-    assert metric("kiusys_store_errors_total", kind="throttled") == before + 1
-    (error,) = [line for line in logged(log_output) if line["level"] == "warning"]
+    assert metric("kiusys_store_errors_total", kind=kind.value) == before + 1
+    (error,) = [line for line in logged(log_output) if line["level"] == level]
+    assert error["message"] == message
     assert error["request_id"] == "err-1"
-    assert error["store"] == "throttled"
+    fields = {name: error[name] for name in ("store", "error", "table", "operation")}
+    assert fields == {
+        "store": kind.value,
+        "error": "injected",
+        "table": "flights-db",
+        "operation": "GetItem",
+    }
 
 
 def test_uvicorn_access_log_is_silenced(client: TestClient) -> None:
