@@ -109,7 +109,10 @@ def unusable_path_reason(path: Path) -> str | None:
 
     Looks without creating anything, so that a bad path is refused before the server starts.
     """
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    try:
+        existing = next(p for p in (path, *path.parents) if p.exists())
+    except OSError as exc:  # a name longer than the file system allows, for one
+        return exc.strerror
     if existing == path:
         if path.is_dir():
             return "it is a directory"

@@ -7,6 +7,7 @@ import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -86,3 +87,30 @@ def configure_logging() -> None:
     _json_handler(logging.getLogger("uvicorn"), replace=True)
     logging.getLogger("uvicorn.error").propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+
+
+# The exit status of a start refused for a setting: not 1, which is any crash.
+STARTUP_FAILURE = 3
+
+
+def exit_at_startup(problem: str) -> NoReturn:
+    """One JSON line on stderr that says what is wrong, then exit: no traceback."""
+    configure_logging()
+    logging.getLogger("kiusys_app").critical(problem)
+    raise SystemExit(STARTUP_FAILURE)
+
+
+# granian's own loggers ("_granian" for the server, "granian.access", which stays off), as
+# JSON lines on stderr like the service's.
+JSON_LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": JsonFormatter}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    },
+    "loggers": {
+        "_granian": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "granian.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+    },
+}

@@ -4,7 +4,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import NoReturn
 
 from fastapi import FastAPI
 
@@ -21,15 +20,11 @@ from kiusys_app.config import (
     load_api_keys,
     load_settings,
 )
-from kiusys_app.logs import configure_logging
+from kiusys_app.logs import configure_logging, exit_at_startup
 from kiusys_app.metrics import StoreMetrics
 from kiusys_app.stores.factory import open_store
 
 logger = logging.getLogger("kiusys_app")
-
-# uvicorn's exit code for "failed before serving": its worker supervisor stops, not restarts.
-STARTUP_FAILURE = 3
-
 
 def create_app(settings: Settings) -> FastAPI:
     """The service for `settings`. A setting it cannot use raises ConfigError here, before any
@@ -43,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         if not api_keys:
             logger.warning("no API keys are set: record and check calls are open to anyone")
         app.state.store = open_store(settings, StoreMetrics())
+        app.state.readiness = health.Readiness(app.state.store.ping)
         # Everything made so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which would otherwise walk it every few seconds under load
         # (tens of ms each, the p99 of a request that waits for one).
@@ -78,13 +74,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestLimits)
     app.add_middleware(RequestObservability)
     return app
-
-
-def exit_at_startup(problem: str) -> NoReturn:
-    """One JSON line on stderr that says what is wrong, then exit: no traceback."""
-    configure_logging()
-    logger.critical(problem)
-    raise SystemExit(STARTUP_FAILURE)
 
 
 def _app_from_environment() -> FastAPI:

@@ -1,22 +1,18 @@
 """Prometheus metrics.
 
-Each process counts its own requests. Under several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR
-to an empty directory before start-up and `/metrics` adds up every worker's files; without it,
-the numbers are those of the worker that answered the scrape. The Kubernetes Deployment runs one
-worker per pod, so there they are exact per pod.
+Each worker counts its own requests into files in PROMETHEUS_MULTIPROC_DIR (`kiusys-app` sets
+it); the supervising process serves their sum on the metrics port, never on the public one.
 """
 
-import os
-
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
-    generate_latest,
     multiprocess,
+    start_http_server,
 )
+
+METRICS_PATH = "/metrics"
 
 REQUESTS = Counter(
     "kiusys_http_requests_total",
@@ -48,8 +44,6 @@ SQLITE_COMMIT_BATCH = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-
 
 class StoreMetrics:
     """The stores' observer: what they report becomes these metrics."""
@@ -61,10 +55,9 @@ class StoreMetrics:
         SQLITE_COMMIT_BATCH.observe(size)
 
 
-def exposition() -> bytes:
-    """The metrics in Prometheus text format, added up across workers in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+def serve_metrics(host: str, port: int) -> None:
+    """Every worker's metrics, added up, at http://host:port/metrics (prometheus_client's
+    server, from a thread; it answers the same on every path)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(port, host, registry)

@@ -80,11 +80,18 @@ def test_any_configured_key_is_accepted(keyed: TestClient, headers: dict[str, st
 
 
 @pytest.mark.parametrize(
-    "path",
-    ["/healthz", "/readyz", "/metrics", "/", "/openapi.json", "/docs-assets/swagger-ui.css"],
+    "path", ["/healthz", "/readyz", "/", "/openapi.json", "/docs-assets/swagger-ui.css"]
 )
-def test_probes_metrics_and_docs_stay_open(keyed: TestClient, path: str) -> None:
+def test_probes_and_docs_stay_open(keyed: TestClient, path: str) -> None:
     assert keyed.get(path).status_code == 200
+
+
+def test_the_public_port_does_not_give_the_metrics(keyed: TestClient) -> None:
+    without_key = keyed.get("/metrics")
+    assert without_key.status_code == 401
+    with_key = keyed.get("/metrics", headers={"X-API-Key": KEYS[0]})
+    assert with_key.status_code == 404
+    assert "kiusys_http_requests_total" not in without_key.text + with_key.text
 
 
 def test_swagger_offers_both_ways_to_authorize(keyed: TestClient) -> None:

@@ -2,8 +2,8 @@
 
 import json
 import logging
+import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from kiusys_app.config import (
     load_settings,
 )
 from tests.support.app import sqlite_settings, started_app
-from tests.support.processes import REPO_ROOT, free_port
+from tests.support.processes import KIUSYS_APP, REPO_ROOT, free_port
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,15 +111,10 @@ def test_sqlite_path_is_not_checked_for_dynamodb(tmp_path: Path) -> None:
     check_sqlite_path(Settings(store="dynamodb", sqlite_path=tmp_path))
 
 
-def start_uvicorn(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """The real `uvicorn` command, as the image runs it, with only `env` set."""
+def start_server(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `kiusys-app` command, as the image runs it, with only `env` set."""
     return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("uvicorn")),
-            "kiusys_app.main:app",
-            "--port",
-            str(free_port()),
-        ],
+        [KIUSYS_APP, "--port", str(free_port()), "--metrics-port", str(free_port()), *args],
         cwd=REPO_ROOT,
         env={"PATH": "", **env},
         capture_output=True,
@@ -129,51 +124,104 @@ def start_uvicorn(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        (
-            {"KIUSYS_STORE": "postgres"},
-            "invalid setting KIUSYS_STORE: Input should be 'sqlite' or 'dynamodb'",
-        ),
-        (
-            {"KIUSYS_SQLITE_PATH": "{tmp}/a-file/counts.sqlite3"},
-            "invalid setting KIUSYS_SQLITE_PATH: {tmp}/a-file/counts.sqlite3: "
-            "{tmp}/a-file is not a directory",
-        ),
-        (
-            {"KIUSYS_API_KEYS_FILE": "{tmp}/missing"},
-            "invalid setting KIUSYS_API_KEYS_FILE ({tmp}/missing): cannot read it "
-            "(No such file or directory)",
-        ),
-        (
-            {"KIUSYS_API_KEYS": "short"},
-            "invalid setting KIUSYS_API_KEYS: every key needs at least 16",
-        ),
-        (
-            {"KIUSYS_API_KEYS": ",,,"},
-            "invalid setting KIUSYS_API_KEYS: it is set but holds no key",
-        ),
-        (
-            {"KIUSYS_API_KEYS_FILE": "{tmp}/comments-only"},
-            "invalid setting KIUSYS_API_KEYS_FILE ({tmp}/comments-only): it is set but holds no key",
-        ),
-    ],
-    ids=["store", "sqlite-path", "keys-file", "weak-key", "no-key-listed", "no-key-in-file"],
-)
+LONG_NAME = "x" * 300
+REFUSED = {
+    "store": (
+        {"KIUSYS_STORE": "postgres"},
+        "invalid setting KIUSYS_STORE: Input should be 'sqlite' or 'dynamodb'",
+    ),
+    "sqlite-path": (
+        {"KIUSYS_SQLITE_PATH": "{tmp}/a-file/counts.sqlite3"},
+        "invalid setting KIUSYS_SQLITE_PATH: {tmp}/a-file/counts.sqlite3: "
+        "{tmp}/a-file is not a directory",
+    ),
+    "sqlite-path-too-long": (
+        {"KIUSYS_SQLITE_PATH": f"{{tmp}}/{LONG_NAME}.sqlite3"},
+        f"invalid setting KIUSYS_SQLITE_PATH: {{tmp}}/{LONG_NAME}.sqlite3: File name too long",
+    ),
+    "sqlite-path-not-a-database": (
+        {"KIUSYS_SQLITE_PATH": "{tmp}/not-a-database"},
+        "invalid setting KIUSYS_SQLITE_PATH: {tmp}/not-a-database: sqlite: file is not a database",
+    ),
+    "table-name": (
+        {"KIUSYS_TABLE_NAME": "ab"},
+        "invalid setting KIUSYS_TABLE_NAME: String should have at least 3 characters",
+    ),
+    "idempotency-table-name": (
+        {"KIUSYS_IDEMPOTENCY_TABLE_NAME": "keys/table"},
+        "invalid setting KIUSYS_IDEMPOTENCY_TABLE_NAME: String should match pattern",
+    ),
+    "region-missing": (
+        {"KIUSYS_STORE": "dynamodb"},
+        "invalid setting AWS_REGION: required when KIUSYS_STORE=dynamodb",
+    ),
+    "region-malformed": (
+        {"AWS_REGION": "Mars"},
+        "invalid setting AWS_REGION: String should match pattern",
+    ),
+    "endpoint-url": (
+        {"AWS_ENDPOINT_URL": "localhost:4566"},
+        "invalid setting AWS_ENDPOINT_URL: String should match pattern",
+    ),
+    "keys-file": (
+        {"KIUSYS_API_KEYS_FILE": "{tmp}/missing"},
+        "invalid setting KIUSYS_API_KEYS_FILE ({tmp}/missing): cannot read it "
+        "(No such file or directory)",
+    ),
+    "weak-key": (
+        {"KIUSYS_API_KEYS": "short", "KIUSYS_API_KEYS_FILE": "{tmp}/good-keys"},
+        "invalid setting KIUSYS_API_KEYS: every key needs at least 16",
+    ),
+    "no-key-listed": (
+        {"KIUSYS_API_KEYS": ",,,"},
+        "invalid setting KIUSYS_API_KEYS: it is set but holds no key",
+    ),
+    "no-key-in-file": (
+        {"KIUSYS_API_KEYS_FILE": "{tmp}/comments-only"},
+        "invalid setting KIUSYS_API_KEYS_FILE ({tmp}/comments-only): it is set but holds no key",
+    ),
+    "metrics-dir-missing": (
+        {"PROMETHEUS_MULTIPROC_DIR": "{tmp}/gone"},
+        "invalid setting PROMETHEUS_MULTIPROC_DIR: {tmp}/gone: not a directory",
+    ),
+    "metrics-dir-a-file": (
+        {"PROMETHEUS_MULTIPROC_DIR": "{tmp}/a-file"},
+        "invalid setting PROMETHEUS_MULTIPROC_DIR: {tmp}/a-file: not a directory",
+    ),
+}
+
+
+@pytest.mark.parametrize(("env", "expected"), REFUSED.values(), ids=REFUSED.keys())
 def test_server_refuses_to_start_with_one_json_line(
     tmp_path: Path, env: dict[str, str], expected: str
 ) -> None:
     (tmp_path / "a-file").write_text("")
+    (tmp_path / "not-a-database").write_text("these are not the bytes of a SQLite file\n" * 100)
     (tmp_path / "comments-only").write_text("# rotated out\n\n   \n")
-    env = {name: value.format(tmp=tmp_path) for name, value in env.items()}
-    result = start_uvicorn(env)
-    assert result.returncode == 3, "uvicorn's start-up failure code: its supervisor stops too"
+    (tmp_path / "good-keys").write_text("a-good-key-0123456789\n")
+    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")} | {
+        name: value.format(tmp=tmp_path) for name, value in env.items()
+    }
+    result = start_server(env)
+    assert result.returncode == 3, result.stderr
     (line,) = result.stderr.splitlines()
     logged = json.loads(line)
     assert logged["level"] == "critical"
     assert logged["message"].startswith(expected.format(tmp=tmp_path))
     assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("option", ["--port", "--metrics-port"])
+def test_a_port_in_use_is_refused_in_one_line(tmp_path: Path, option: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = start_server({"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}, option, port)
+    assert result.returncode == 3, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert json.loads(line)["message"].startswith(f"invalid setting {option}: {port}:")
 
 
 def test_log_names_the_store(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

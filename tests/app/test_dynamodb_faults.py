@@ -5,6 +5,7 @@ The app talks to a real moto server over HTTP; each hook sits in front of botoco
 
 import json
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -302,3 +303,24 @@ async def test_an_unreachable_endpoint_is_unavailable_with_the_error_named() -> 
     assert error.reason.startswith(
         "dynamodb: EndpointConnectionError: Could not connect to the endpoint URL"
     )
+
+
+def test_40_readiness_probes_within_2_s_make_at_most_4_calls_per_table(
+    moto_client: TestClient,
+) -> None:
+    tables: list[str] = []
+    Hook(
+        moto_client,
+        "GetItem",
+        99,
+        lambda request: tables.append(json.loads(request.body)["TableName"]),
+    )
+    started = time.monotonic()
+    answers = [moto_client.get("/readyz").status_code for _ in range(40)]
+    elapsed = time.monotonic() - started
+    assert answers == [200] * 40
+    calls = {table: tables.count(table) for table in (TABLE, KEYS_TABLE)}
+    print(f"40 probes in {elapsed:.2f} s: store calls per table {calls}")
+    assert sum(calls.values()) == len(tables), "only the two tables are read"
+    assert min(calls.values()) >= 1
+    assert max(calls.values()) <= 1 + int(elapsed)

@@ -5,6 +5,7 @@ The store faults come from real HTTP peers: the DynamoDB stand-in answering as D
 protocol does (or as a proxy's HTML page), and moto with a table missing.
 """
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -19,6 +20,8 @@ from fastapi.testclient import TestClient
 
 from kiusys_app.api.errors import MISCONFIGURED_DETAIL, TRANSIENT_DETAIL
 from kiusys_app.api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES
+from kiusys_app.api.routes.health import READINESS_REUSE_SECONDS, Readiness
+from kiusys_app.stores import StoreError, StoreErrorKind
 from tests.support.aws import KEYS_TABLE, TABLE, create_tables, dynamodb
 from tests.support.processes import AppServer, app_process, dynamodb_standin
 
@@ -161,12 +164,18 @@ def test_a_missing_idempotency_table_makes_readiness_false(moto_url: str, tmp_pa
 def test_readiness_is_503_with_a_generic_reason_when_a_table_fails(
     client: TestClient, store_kind: str, tmp_path: Path
 ) -> None:
+    now = [0.0]
+    state = client.app.state  # type: ignore[attr-defined]
+    state.readiness = Readiness(state.store.ping, clock=lambda: now[0])
     assert client.get("/readyz").status_code == 200
     if store_kind == "sqlite":
         with closing(sqlite3.connect(tmp_path / "counts.sqlite3")) as conn:
             conn.execute("DROP TABLE idempotency_keys")
     else:
         dynamodb().delete_table(TableName=KEYS_TABLE)
+    now[0] += READINESS_REUSE_SECONDS - 0.01
+    assert client.get("/readyz").status_code == 200, "the last second's answer is reused"
+    now[0] += 0.01
     response = client.get("/readyz")
     assert (response.status_code, response.json()) == (503, {"detail": MISCONFIGURED_DETAIL})
     assert "idempotency" not in response.text, "the reason names no table"
@@ -253,3 +262,35 @@ def test_swagger_ui_references_no_external_url(client: TestClient) -> None:
     assert "/openapi.json" in page.text
     schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
     assert set(schemes) == {"ApiKey", "Bearer"}, "Swagger UI's Authorize button"
+
+
+async def settle() -> None:
+    """Let every ready task run until it waits."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.anyio
+async def test_concurrent_probes_share_one_round_and_its_failure() -> None:
+    now = [0.0]
+    rounds: list[asyncio.Event] = []
+
+    async def ping() -> None:
+        rounds.append(asyncio.Event())
+        await rounds[-1].wait()
+        raise StoreError(StoreErrorKind.UNAVAILABLE, "timed out")
+
+    readiness = Readiness(ping, clock=lambda: now[0])
+    probes = [asyncio.ensure_future(readiness.check()) for _ in range(10)]
+    await settle()
+    assert len(rounds) == 1, "one round for every probe"
+    rounds[0].set()
+    outcomes = await asyncio.gather(*probes, return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [StoreError] * 10
+    now[0] = READINESS_REUSE_SECONDS
+    late = asyncio.ensure_future(readiness.check())
+    await settle()
+    assert len(rounds) == 2, "a new round once the last one is a second old"
+    rounds[1].set()
+    with pytest.raises(StoreError):
+        await late

@@ -137,7 +137,11 @@ def dynamodb_standin() -> Iterator[str]:
 @dataclass(frozen=True)
 class AppServer:
     url: str
+    metrics_url: str
     process: subprocess.Popen[bytes]
+
+
+KIUSYS_APP = str(Path(sys.executable).with_name("kiusys-app"))
 
 
 @contextmanager
@@ -147,20 +151,20 @@ def app_process(
     log: Path | None = None,
     ready_path: str = "/readyz",
 ) -> Iterator[AppServer]:
-    """The service under uvicorn, with its own settings, on a free loopback port; up once
-    `ready_path` answers."""
-    port = free_port()
+    """The service as `kiusys-app` serves it, with its own settings, on free loopback ports; up
+    once `ready_path` answers."""
+    port, metrics_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     args = [
-        sys.executable, "-m", "uvicorn", "kiusys_app.main:app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        KIUSYS_APP, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--metrics-port", str(metrics_port),
     ]  # fmt: skip
     with running(args, f"{url}{ready_path}", env, log=log) as process:
-        yield AppServer(url, process)
+        yield AppServer(url, f"http://127.0.0.1:{metrics_port}/metrics", process)
 
 
 @contextmanager
 def app_server(env: Mapping[str, str], workers: int = 1) -> Iterator[str]:
-    """The service under uvicorn on a free loopback port; yields its base URL."""
+    """The service on a free loopback port; yields its base URL."""
     with app_process(env, workers) as server:
         yield server.url

@@ -1,21 +1,48 @@
-"""Open endpoints for the platform: liveness (no I/O), readiness (asks the store), metrics.
+"""Open endpoints for the platform: liveness (no I/O) and readiness (asks the store, at most
+once a second). The metrics are not here: they have a port of their own (`kiusys_app.serve`).
 
 The paths are defined here once; the API-key gate, the Kubernetes probes and the tests use
 these names.
 """
 
-from fastapi import APIRouter, Response
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 
-from kiusys_app.api.deps import STORE_RESPONSES, StoreDep
-from kiusys_app.metrics import CONTENT_TYPE, exposition
+from fastapi import APIRouter, Request
+
+from kiusys_app.api.deps import STORE_RESPONSES
 from kiusys_app.models import Health
 
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
-METRICS_PATH = "/metrics"
-PATHS = (LIVENESS_PATH, READINESS_PATH, METRICS_PATH)
+PATHS = (LIVENESS_PATH, READINESS_PATH)
+# Probes (the kubelet's, every load balancer node's, anyone's: the path is open) share one
+# round of store calls per this many seconds.
+READINESS_REUSE_SECONDS = 1.0
 
 router = APIRouter(tags=["health"])
+
+
+class Readiness:
+    """The store's ping, shared: a probe within READINESS_REUSE_SECONDS of the last round's
+    start gets that round's outcome (success or its StoreError), even while it is running."""
+
+    def __init__(
+        self, ping: Callable[[], Awaitable[None]], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ping = ping
+        self._clock = clock
+        self._round: asyncio.Future[None] | None = None
+        self._started = 0.0
+
+    async def check(self) -> None:
+        now = self._clock()
+        if self._round is None or now - self._started >= READINESS_REUSE_SECONDS:
+            self._started = now
+            self._round = asyncio.ensure_future(self._ping())
+        # A probe that gives up does not cancel the round the others wait for.
+        await asyncio.shield(self._round)
 
 
 @router.get(LIVENESS_PATH, summary="Liveness: the process answers")
@@ -26,13 +53,10 @@ async def healthz() -> Health:
 @router.get(
     READINESS_PATH,
     summary="Readiness: every table answers with the service's own rights",
+    description=f"The store is asked at most once every {READINESS_REUSE_SECONDS:g} s.",
     responses=STORE_RESPONSES,
 )
-async def readyz(store: StoreDep) -> Health:
-    await store.ping()
+async def readyz(request: Request) -> Health:
+    readiness: Readiness = request.app.state.readiness
+    await readiness.check()
     return Health(status="ok")
-
-
-@router.get(METRICS_PATH, summary="Prometheus metrics", include_in_schema=False)
-def metrics() -> Response:
-    return Response(exposition(), media_type=CONTENT_TYPE)

@@ -1,0 +1,155 @@
+"""`kiusys-app`: the one command that serves the service (`make run`, the image, the tests).
+
+    kiusys-app [--host H] [--port P] [--workers N] [--metrics-port M]
+
+The server is granian, run in this process: it forks the workers, each of which imports
+`kiusys_app.main:app`. What it guarantees on the public port:
+- a client that has not sent complete headers within HEADER_READ_TIMEOUT_MS is cut off, idle
+  keep-alive connections included (hyper's header-read timer covers the wait for the next
+  request too);
+- at most MAX_REQUESTS_IN_FLIGHT requests per worker run at once; further connections wait in
+  the kernel's accept queue (BACKLOG), not in this process's memory;
+- a request line and headers larger than MAX_BUFFER_BYTES get the server's own answer; below
+  that, the app's limits answer in JSON (see `api/limits.py`).
+
+The metrics have a port of their own, served by this (the supervising) process: it adds up
+every worker's files in PROMETHEUS_MULTIPROC_DIR (a private temporary directory unless set).
+
+Every setting is checked here, before any worker starts, so that a failed start is one JSON
+line and exit status 3. SIGTERM or SIGINT drain the workers (at most DRAIN_SECONDS) and exit 0.
+"""
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from kiusys_app.config import ConfigError, Settings, StoreKind, load_settings
+from kiusys_app.logs import JSON_LOGGING, configure_logging, exit_at_startup
+
+HEADER_READ_TIMEOUT_MS = 5_000
+MAX_REQUESTS_IN_FLIGHT = 256
+BACKLOG = 1024
+# The app's own limits (16 KiB of headers, an 8 KiB URL) answer in JSON below this size.
+MAX_BUFFER_BYTES = 64 * 1024
+DRAIN_SECONDS = 20
+MULTIPROC_SETTING = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kiusys-app", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--metrics-port", type=int, default=int(os.environ.get("KIUSYS_METRICS_PORT", "9464"))
+    )
+    return parser.parse_args(argv)
+
+
+def _metrics_directory() -> Path | None:
+    """The directory the workers write their metrics to, checked; None when we must make one.
+
+    prometheus_client picks its file-backed values when first imported, so this runs before
+    anything imports it.
+    """
+    given = os.environ.get(MULTIPROC_SETTING)
+    if not given:
+        return None
+    path = Path(given)
+    if not path.is_dir():
+        raise ConfigError(f"invalid setting {MULTIPROC_SETTING}: {path}: not a directory")
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(f"invalid setting {MULTIPROC_SETTING}: {path}: not writable")
+    for stale in path.glob("*.db"):  # a previous run's counts would be added to ours
+        stale.unlink()
+    return path
+
+
+def _check_store(settings: Settings) -> None:
+    """Open the embedded store once and close it: a file that is no database, or one that
+    cannot be opened, is refused here, in one line."""
+    if settings.store is not StoreKind.SQLITE:
+        return
+    from kiusys_app.stores import StoreError
+    from kiusys_app.stores.sqlite import SQLiteStore
+
+    try:
+        asyncio.run(SQLiteStore(settings.sqlite_path).aclose())
+    except StoreError as exc:
+        raise ConfigError(
+            f"invalid setting KIUSYS_SQLITE_PATH: {settings.sqlite_path.absolute()}: {exc.reason}"
+        ) from None
+
+
+def _check_free(option: str, host: str, port: int) -> None:
+    """Refuse a port that another process holds (or that we may not bind), in one line."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"invalid setting {option}: {port}: {exc.strerror}") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
+    configure_logging()
+    made = None
+    try:
+        if _metrics_directory() is None:
+            made = tempfile.mkdtemp(prefix="kiusys-metrics-")
+            os.environ[MULTIPROC_SETTING] = made
+        settings = load_settings()
+        # Builds the app as each worker will (keys, paths), and opens the store once.
+        from kiusys_app.main import create_app
+
+        create_app(settings)
+        _check_store(settings)
+        _check_free("--port", args.host, args.port)
+        _start_metrics(args.host, args.metrics_port)
+    except ConfigError as exc:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+        exit_at_startup(str(exc))
+    try:
+        _serve(args)
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _start_metrics(host: str, port: int) -> None:
+    from kiusys_app.metrics import serve_metrics
+
+    try:
+        serve_metrics(host, port)
+    except OSError as exc:
+        raise ConfigError(f"invalid setting --metrics-port: {port}: {exc.strerror}") from None
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server import Server
+
+    server = Server(
+        "kiusys_app.main:app",
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        http=HTTPModes.http1,
+        websockets=False,
+        backlog=BACKLOG,
+        backpressure=MAX_REQUESTS_IN_FLIGHT,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=HEADER_READ_TIMEOUT_MS, max_buffer_size=MAX_BUFFER_BYTES
+        ),
+        log_dictconfig=JSON_LOGGING,
+        workers_kill_timeout=DRAIN_SECONDS,
+    )
+    server.serve()
