@@ -58,7 +58,7 @@ $(CHECKOV_STAMP):
 	touch $@
 
 run: $(APP_STAMP) ## Serve the API on the embedded store at http://$(HOST):$(PORT)
-	$(BIN)/uvicorn kiusys_app.main:app --host '$(HOST)' --port '$(PORT)'
+	$(BIN)/kiusys-app --host '$(HOST)' --port '$(PORT)'
 
 test: lint typecheck pytest ## Lint, type-check and run every test suite
 

@@ -26,6 +26,7 @@ from kiusys_app.stores.factory import open_store
 
 logger = logging.getLogger("kiusys_app")
 
+
 def create_app(settings: Settings) -> FastAPI:
     """The service for `settings`. A setting it cannot use raises ConfigError here, before any
     server starts; the store itself is opened and closed by the lifespan."""

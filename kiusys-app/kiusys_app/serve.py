@@ -7,8 +7,10 @@ The server is granian, run in this process: it forks the workers, each of which 
 - a client that has not sent complete headers within HEADER_READ_TIMEOUT_MS is cut off, idle
   keep-alive connections included (hyper's header-read timer covers the wait for the next
   request too);
-- at most MAX_REQUESTS_IN_FLIGHT requests per worker run at once; further connections wait in
-  the kernel's accept queue (BACKLOG), not in this process's memory;
+- at most MAX_CONNECTIONS connections per worker are open at once (granian's backpressure:
+  an HTTP/1 connection holds its permit until it closes, idle or half-sent ones too); further
+  ones wait in the kernel's accept queue (BACKLOG), not in this process's memory. With the
+  buffer cap below, a worker's connections hold at most 32 MiB;
 - a request line and headers larger than MAX_BUFFER_BYTES get the server's own answer; below
   that, the app's limits answer in JSON (see `api/limits.py`).
 
@@ -31,10 +33,10 @@ from kiusys_app.config import ConfigError, Settings, StoreKind, load_settings
 from kiusys_app.logs import JSON_LOGGING, configure_logging, exit_at_startup
 
 HEADER_READ_TIMEOUT_MS = 5_000
-MAX_REQUESTS_IN_FLIGHT = 256
+MAX_CONNECTIONS = 1024
 BACKLOG = 1024
 # The app's own limits (16 KiB of headers, an 8 KiB URL) answer in JSON below this size.
-MAX_BUFFER_BYTES = 64 * 1024
+MAX_BUFFER_BYTES = 32 * 1024
 DRAIN_SECONDS = 20
 MULTIPROC_SETTING = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -145,7 +147,7 @@ def _serve(args: argparse.Namespace) -> None:
         http=HTTPModes.http1,
         websockets=False,
         backlog=BACKLOG,
-        backpressure=MAX_REQUESTS_IN_FLIGHT,
+        backpressure=MAX_CONNECTIONS,
         http1_settings=HTTP1Settings(
             header_read_timeout=HEADER_READ_TIMEOUT_MS, max_buffer_size=MAX_BUFFER_BYTES
         ),

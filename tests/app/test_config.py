@@ -218,7 +218,9 @@ def test_a_port_in_use_is_refused_in_one_line(tmp_path: Path, option: str) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        result = start_server({"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}, option, port)
+        result = start_server(
+            {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}, option, port
+        )
     assert result.returncode == 3, result.stderr
     (line,) = result.stderr.splitlines()
     assert json.loads(line)["message"].startswith(f"invalid setting {option}: {port}:")

@@ -1,12 +1,11 @@
-"""kill -9 mid-load: a real uvicorn with 3 workers on SQLite loses its whole process group while
-records (half of them with keys) are in flight. After a restart no acknowledged record is lost,
+"""kill -9 mid-load: the real `kiusys-app` with 3 workers on SQLite loses its whole process group
+while records (half of them with keys) are in flight. After a restart no acknowledged record is lost,
 nothing is counted that was not sent, and re-sending the unanswered keyed records makes the
 count exact."""
 
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import REPO_ROOT, app_server, free_port, wait_until_up
+from tests.support.processes import KIUSYS_APP, REPO_ROOT, app_server, free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +67,7 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     env = {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(tmp_path / "crash.sqlite3")}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "uvicorn", "kiusys_app.main:app", "--host", "127.0.0.1"]
+    args = [KIUSYS_APP, "--host", "127.0.0.1", "--metrics-port", str(free_port())]
     server = subprocess.Popen(
         [*args, "--port", str(port), "--workers", "3"],
         cwd=REPO_ROOT,

@@ -29,7 +29,7 @@ RECORD = "/v1/routes/AR1133/transactions"
 
 
 class Served:
-    """The service under uvicorn on DynamoDB at the stand-in, and what it wrote to stderr."""
+    """The service (`kiusys-app`) on DynamoDB at the stand-in, and what it wrote to stderr."""
 
     def __init__(self, server: AppServer, standin: str, log: Path) -> None:
         self.url = server.url

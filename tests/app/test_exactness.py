@@ -1,4 +1,4 @@
-"""Exactly-once under real concurrency: 3 uvicorn workers, 30 clients x 20 records each."""
+"""Exactly-once under real concurrency: 3 workers of `kiusys-app`, 30 clients x 20 records each."""
 
 import threading
 from collections import Counter

@@ -1,5 +1,5 @@
-"""SIGTERM: requests in flight finish and are acknowledged, new connections are refused, and
-every acknowledged record is counted."""
+"""SIGTERM: requests in flight finish and are acknowledged, new connections are refused, every
+acknowledged record is counted, and the process exits 0."""
 
 import json
 import signal
@@ -65,8 +65,7 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) 
         blocker.close()
         for thread in threads:
             thread.join(timeout=60)
-        # uvicorn re-raises SIGTERM once it has shut down cleanly.
-        assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0, "a clean drain exits 0"
 
     print(f"in flight at SIGTERM: {IN_FLIGHT}, answered: {statuses}")
     assert statuses == [200] * IN_FLIGHT
@@ -77,6 +76,4 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) 
     requests = [json.loads(line) for line in lines if '"message":"request"' in line]
     records = [r for r in requests if r["route"] == "/save-transaction/{flight_route}"]
     assert len(records) == 3 + IN_FLIGHT, "one JSON line per request"
-    assert not [line for line in lines if '- "POST /save-transaction' in line], (
-        "no uvicorn access log"
-    )
+    assert [json.loads(line)["level"] for line in lines], "every line is JSON, the server's too"

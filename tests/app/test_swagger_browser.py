@@ -1,5 +1,5 @@
 """Swagger UI at `/` as a user sees it: Debian's Chromium, driven by Playwright, against the
-real service under uvicorn with API keys on. Reading the page's HTML proves nothing about what
+real service (`kiusys-app`) with API keys on. Reading the page's HTML proves nothing about what
 renders; these tests click.
 
 `make screenshot` runs the "Try it out" test with KIUSYS_SCREENSHOT set, which writes the

@@ -1,20 +1,21 @@
 """The manifests: valid for the cluster's version, checkov-clean, restricted, and consistent."""
 
-import importlib
 import json
 import os
 import re
 import shutil
 import subprocess
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kiusys_app.api.routes.health import LIVENESS_PATH, READINESS_PATH
-from kiusys_app.main import app
+from kiusys_app.main import create_app
+from kiusys_app.metrics import METRICS_PATH
 from tests.kubernetes.conftest import Manifest, find, render, variable_default
-from tests.support.app import sqlite_settings, started_app
+from tests.support.app import sqlite_settings
 from tests.support.processes import REPO_ROOT
 
 RECOMMENDED_LABELS = {
@@ -135,8 +136,8 @@ def test_app_pod_probes_token_and_shutdown(rendered: list[Manifest]) -> None:
     assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
 
 
-def test_probe_paths_exist_in_the_app(rendered: list[Manifest]) -> None:
-    paths = set(app.openapi()["paths"])
+def test_probe_paths_exist_in_the_app(rendered: list[Manifest], tmp_path: Path) -> None:
+    paths = set(create_app(sqlite_settings(tmp_path)).openapi()["paths"])
     container = app_container(rendered)
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] in paths
@@ -151,19 +152,20 @@ def dockerfile_cmd() -> list[str]:
 def test_ports_agree_across_dockerfile_deployment_and_service(rendered: list[Manifest]) -> None:
     cmd = dockerfile_cmd()
     docker_port = int(cmd[cmd.index("--port") + 1])
+    metrics_port = int(cmd[cmd.index("--metrics-port") + 1])
     text = (REPO_ROOT / "kiusys-app" / "Dockerfile").read_text()
-    assert re.search(rf"^EXPOSE {docker_port}$", text, re.MULTILINE)
+    assert re.search(rf"^EXPOSE {docker_port} {metrics_port}$", text, re.MULTILINE)
     ports = {p["name"]: p["containerPort"] for p in app_container(rendered)["ports"]}
+    assert ports == {"http": docker_port, "metrics": metrics_port}
     (service_port,) = find(rendered, "Service", "kiusys-app")["spec"]["ports"]
     assert (service_port["port"], ports[service_port["targetPort"]]) == (80, docker_port)
 
 
-def test_dockerfile_serves_the_app_module() -> None:
+def test_dockerfile_runs_the_package_serve_command() -> None:
     cmd = dockerfile_cmd()
-    assert cmd[0] == "uvicorn"
-    module, attribute = cmd[1].split(":")
-    assert getattr(importlib.import_module(module), attribute) is app
-    assert cmd[cmd.index("--workers") + 1] == "1"
+    (script,) = entry_points(group="console_scripts", name=cmd[0])
+    assert script.value == "kiusys_app.serve:main"
+    assert "--workers" not in cmd, "one worker: the pod is the unit of scale"
 
 
 def test_hpa_targets_the_deployment(rendered: list[Manifest]) -> None:
@@ -192,12 +194,18 @@ def test_selectors_match_pod_labels(rendered: list[Manifest]) -> None:
             assert selector.items() <= pod_labels.items(), (name, selector)
 
 
-def test_network_policy_admits_only_the_service_port(rendered: list[Manifest]) -> None:
+def test_network_policy_admits_the_api_from_anywhere_and_metrics_from_the_cluster(
+    rendered: list[Manifest],
+) -> None:
     policy = find(rendered, "NetworkPolicy", "kiusys-app")["spec"]
     assert policy["policyTypes"] == ["Ingress"]
-    (rule,) = policy["ingress"]
-    (port,) = [p["containerPort"] for p in app_container(rendered)["ports"] if p["name"] == "http"]
-    assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+    ports = {p["name"]: p["containerPort"] for p in app_container(rendered)["ports"]}
+    api, metrics = policy["ingress"]
+    assert api == {"ports": [{"port": ports["http"], "protocol": "TCP"}]}, "through the NLB"
+    assert metrics == {
+        "from": [{"namespaceSelector": {}}],  # any pod of this cluster, nothing outside it
+        "ports": [{"port": ports["metrics"], "protocol": "TCP"}],
+    }
 
 
 def test_every_network_policy_names_its_ports_by_number(rendered: list[Manifest]) -> None:
@@ -368,13 +376,10 @@ def test_api_keys_come_from_a_required_secret_file(rendered: list[Manifest]) -> 
     assert config["data"]["KIUSYS_API_KEYS_FILE"] == f"{mount['mountPath']}/{item['path']}"
 
 
-def test_pods_carry_the_scrape_annotations(rendered: list[Manifest], tmp_path: Path) -> None:
+def test_pods_carry_the_scrape_annotations(rendered: list[Manifest]) -> None:
     template = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]
     annotations = template["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    ports = {str(p["containerPort"]) for p in app_container(rendered)["ports"]}
-    assert annotations["prometheus.io/port"] in ports
-    with started_app(sqlite_settings(tmp_path)) as client:
-        scraped = client.get(annotations["prometheus.io/path"])
-    assert scraped.status_code == 200
-    assert "kiusys_http_requests_total" in scraped.text
+    ports = {p["name"]: str(p["containerPort"]) for p in app_container(rendered)["ports"]}
+    assert annotations["prometheus.io/port"] == ports["metrics"]
+    assert annotations["prometheus.io/path"] == METRICS_PATH

@@ -12,14 +12,16 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kiusys_app.api.routes.health import METRICS_PATH
+from kiusys_app.metrics import METRICS_PATH
 from tests.kubernetes.conftest import Manifest, find, render
 from tests.kubernetes.test_manifests import RECOMMENDED_LABELS, app_container, run_checkov
 from tests.support.app import sqlite_settings, started_app
 from tests.support.processes import (
     REPO_ROOT,
+    AppServer,
     app_process,
     dynamodb_standin,
     free_port,
@@ -98,7 +100,8 @@ def metric_names(expr: str) -> set[str]:
 def exported(tmp_path: Path) -> set[str]:
     """Every series name the service's real exposition declares."""
     with started_app(sqlite_settings(tmp_path)) as client:
-        text = client.get(METRICS_PATH).text
+        client.post("/save-transaction/AR1133")
+    text = generate_latest(REGISTRY).decode()
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
     return {
         family.name + suffix
@@ -225,7 +228,7 @@ class Prometheus:
 
 @pytest.fixture
 def prometheus_scraping(
-    rules: dict[str, Any], tmp_path: Path, app_url: str
+    rules: dict[str, Any], tmp_path: Path, app: AppServer
 ) -> Iterator[Prometheus]:
     """Prometheus scraping the app every second as the PodMonitor would (job, namespace and
     pod labels), with the component's rules loaded and evaluated every second."""
@@ -240,7 +243,7 @@ def prometheus_scraping(
                 "metrics_path": METRICS_PATH,
                 "static_configs": [
                     {
-                        "targets": [app_url.removeprefix("http://")],
+                        "targets": [app.metrics_url.split("/")[2]],
                         "labels": {"namespace": "kiusys", "pod": "kiusys-app-test"},
                     }
                 ],
@@ -260,7 +263,7 @@ def prometheus_scraping(
 
 
 @pytest.fixture
-def app_url() -> Iterator[str]:
+def app() -> Iterator[AppServer]:
     """The service on DynamoDB at a stand-in that refuses the service's role."""
     with dynamodb_standin() as standin:
         env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": standin}
@@ -269,12 +272,12 @@ def app_url() -> Iterator[str]:
                 f"{standin}/_standin/answer",
                 json={"status": 400, "error": "AccessDeniedException"},
             ).raise_for_status()
-            yield server.url
+            yield server
 
 
 @pytest.mark.slow
 def test_a_real_prometheus_raises_the_misconfigured_store_alert(
-    prometheus_scraping: Prometheus, app_url: str, rules: dict[str, Any]
+    prometheus_scraping: Prometheus, app: AppServer, rules: dict[str, Any]
 ) -> None:
     prometheus = prometheus_scraping
     wait_for(lambda: prometheus.query(f'up{{job="{JOB}"}} == 1'), "a scrape", 60, 0.5)
@@ -283,7 +286,7 @@ def test_a_real_prometheus_raises_the_misconfigured_store_alert(
 
     def record_calls_fail() -> list[dict[str, Any]]:
         for _ in range(5):
-            assert httpx.post(f"{app_url}/save-transaction/AR1133").status_code == 503
+            assert httpx.post(f"{app.url}/save-transaction/AR1133").status_code == 503
         return prometheus.query("kiusys:sli_errors:ratio_rate5m == 1")
 
     # Every record call is a 503: the availability SLI of the real route labels is 100 %.

@@ -1,0 +1,90 @@
+"""`kiusys-app`, the serve command, as a client and a scraper meet it: slow clients are cut off,
+the metrics have their own port and add up every worker."""
+
+import contextlib
+import re
+import select
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kiusys_app.serve import HEADER_READ_TIMEOUT_MS
+from tests.support.processes import app_process
+
+pytestmark = pytest.mark.slow
+
+SLOW_CLIENTS = 300
+HEADER_LINE_EVERY_SECONDS = 2.0
+CUT_OFF_WITHIN_SECONDS = 30.0
+
+
+def recorded(text: str) -> float:
+    (value,) = re.findall(r"^kiusys_transactions_recorded_total ([\d.e+]+)$", text, re.MULTILINE)
+    return float(value)
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """True once the server has closed (or reset) the connection."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(65536) == b"" or closed_by_peer(sock)
+    except ConnectionError:
+        return True
+
+
+@pytest.mark.parametrize("own_directory", [True, False], ids=["given-dir", "private-dir"])
+def test_the_metrics_port_adds_up_every_worker(tmp_path: Path, own_directory: bool) -> None:
+    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
+    if own_directory:
+        (tmp_path / "prometheus").mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prometheus")
+    with app_process(env, workers=3) as server:
+        for _ in range(30):
+            # A new connection each time, so that the requests spread over the workers.
+            httpx.post(f"{server.url}/save-transaction/AR1133").raise_for_status()
+        scrapes = [recorded(httpx.get(server.metrics_url).text) for _ in range(6)]
+        public = httpx.get(f"{server.url}/metrics")
+    assert scrapes == [30.0] * 6
+    assert public.status_code == 404
+    assert "kiusys_" not in public.text
+    if own_directory:
+        assert len(list((tmp_path / "prometheus").glob("counter_*.db"))) > 1, "several workers"
+
+
+def test_slow_clients_are_cut_off_and_others_still_served(tmp_path: Path) -> None:
+    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
+    with app_process(env) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        slow = [socket.create_connection((host, int(port))) for _ in range(SLOW_CLIENTS)]
+        for sock in slow:
+            sock.sendall(b"POST /save-transaction/AR1133 HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        answered_in = []
+        open_ = slow
+        while open_ and time.monotonic() - started < CUT_OFF_WITHIN_SECONDS:
+            time.sleep(HEADER_LINE_EVERY_SECONDS)
+            for n, sock in enumerate(open_):
+                with contextlib.suppress(OSError):  # cut off already
+                    sock.sendall(f"X-Slow-{n}: still here\r\n".encode())
+            request_started = time.monotonic()
+            answer = httpx.get(f"{server.url}/healthz", timeout=5)
+            answered_in.append(time.monotonic() - request_started)
+            assert answer.status_code == 200
+            open_ = [sock for sock in open_ if not closed_by_peer(sock)]
+        cut_off_after = time.monotonic() - started
+        for sock in slow:
+            sock.close()
+        count = httpx.get(f"{server.url}/get-transaction/AR1133").json()
+    print(
+        f"{SLOW_CLIENTS} slow clients: all cut off after {cut_off_after:.1f} s "
+        f"(header-read timeout {HEADER_READ_TIMEOUT_MS} ms); "
+        f"normal requests among them answered in at most {max(answered_in):.3f} s"
+    )
+    assert open_ == [], f"{len(open_)} of {SLOW_CLIENTS} still open after {cut_off_after:.0f} s"
+    assert max(answered_in) < 1.0
+    assert count == {"AR1133": 0}, "no half-sent request was served"
