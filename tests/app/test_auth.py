@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kiusys_app.config import Settings
-from tests.support.app import sqlite_settings, started_app
+from tests.support.app import metric, sqlite_settings, started_app
 
 KEYS = ["first-key-0123456789abcdef", "second-key-0123456789abcdef"]
 
@@ -134,3 +134,21 @@ def test_a_refused_request_is_still_logged_with_its_id(
     assert (response.status_code, response.headers["X-Request-ID"]) == (401, "refused-1")
     assert '"request_id":"refused-1"' in log_output.getvalue()
     assert '"status":401' in log_output.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "label"),
+    [
+        ("POST", "/v1/routes/AR1133/transactions", "/v1/routes/{route}/transactions"),
+        ("HEAD", "/get-transaction/AR1133", "/get-transaction/{flight_route}"),
+        ("GET", "/v1/transactions?route=AR1133", "/v1/transactions"),
+        ("GET", "/no/such/path", "<unmatched>"),
+    ],
+)
+def test_a_refused_call_is_labelled_with_the_route_it_was_for(
+    keyed: TestClient, method: str, path: str, label: str
+) -> None:
+    before = metric("kiusys_http_requests_total", route=label, method=method, status="401")
+    assert keyed.request(method, path).status_code == 401
+    after = metric("kiusys_http_requests_total", route=label, method=method, status="401")
+    assert after == before + 1

@@ -18,8 +18,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from kiusys_app.api.errors import MISCONFIGURED_DETAIL, TRANSIENT_DETAIL
-from kiusys_app.api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES
+from kiusys_app.api.errors import (
+    MAX_ECHOED_INPUT,
+    MAX_ERRORS_LISTED,
+    MISCONFIGURED_DETAIL,
+    TRANSIENT_DETAIL,
+)
+from kiusys_app.api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
 from kiusys_app.api.routes.health import READINESS_REUSE_SECONDS, Readiness
 from kiusys_app.stores import StoreError, StoreErrorKind
 from tests.support.aws import KEYS_TABLE, TABLE, create_tables, dynamodb
@@ -235,15 +240,52 @@ def test_a_422_echoes_at_most_100_characters_of_the_input(client: TestClient) ->
     assert len(response.content) < 1000
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "&".join(f"route={'R' * 60}{n}" for n in range(101)),  # too many, each too long
+        "&".join(["route=AR1133"] * 101),  # too many, each fine: the list is the input
+        "&".join(f"route=A{n}" for n in range(40)),  # 40 bad routes
+    ],
+    ids=["101-long-routes", "101-good-routes", "40-bad-routes"],
+)
+def test_a_422_body_stays_under_2_kb_however_large_the_input(
+    client: TestClient, snapshot: Any, query: str
+) -> None:
+    before = snapshot()
+    response = client.get(f"/v1/transactions?{query}")
+    assert response.status_code == 422
+    assert len(response.content) < 2048, len(response.content)
+    body = response.json()
+    assert 1 <= len(body["detail"]) <= MAX_ERRORS_LISTED
+    for error in body["detail"]:
+        echoed = error["input"]
+        assert (
+            len(echoed if isinstance(echoed, str) else json.dumps(echoed)) <= MAX_ECHOED_INPUT + 3
+        )
+    assert snapshot() == before
+
+
+def test_a_trailing_slash_is_a_json_404_that_counts_nothing(
+    client: TestClient, snapshot: Any
+) -> None:
+    before = snapshot()
+    response = client.post(f"{RECORD}/", follow_redirects=False)
+    assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
+    assert snapshot() == before
+
+
 def test_every_error_answer_is_json_with_the_request_id(client: TestClient) -> None:
     answers = [
         client.get("/no/such/path"),
+        client.post(f"{RECORD}/", follow_redirects=False),
+        client.get(f"/v1/transactions?route={'A' * MAX_URL_BYTES}"),
         client.delete(RECORD),
         client.get("/v1/routes/nope!/transactions"),
         client.post(RECORD, content=b"x" * 5000),
         client.post(RECORD, headers={"X-Padding": "a" * 20_000}),
     ]
-    assert [a.status_code for a in answers] == [404, 405, 422, 413, 431]
+    assert [a.status_code for a in answers] == [404, 404, 414, 405, 422, 413, 431]
     for answer in answers:
         assert answer.headers["content-type"] == "application/json"
         assert "detail" in answer.json()

@@ -114,3 +114,19 @@ def test_store_errors_are_logged_with_the_request_id(
 
 def test_uvicorn_access_log_is_silenced(client: TestClient) -> None:
     assert logging.getLogger("uvicorn.access").disabled
+
+
+@pytest.mark.parametrize(
+    ("path", "label"),
+    [
+        ("/", "/"),
+        ("/openapi.json", "/openapi.json"),
+        ("/docs-assets/swagger-ui.css", "/docs-assets/{path}"),
+        ("/docs-assets/swagger-init.js", "/docs-assets/swagger-init.js"),
+    ],
+)
+def test_the_docs_paths_have_their_route_labels(client: TestClient, path: str, label: str) -> None:
+    before = metric("kiusys_http_requests_total", route=label, method="GET", status="200")
+    assert client.get(path).status_code == 200
+    after = metric("kiusys_http_requests_total", route=label, method="GET", status="200")
+    assert after == before + 1

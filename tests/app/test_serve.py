@@ -2,6 +2,7 @@
 the metrics have their own port and add up every worker."""
 
 import contextlib
+import json
 import re
 import select
 import socket
@@ -88,3 +89,54 @@ def test_slow_clients_are_cut_off_and_others_still_served(tmp_path: Path) -> Non
     assert open_ == [], f"{len(open_)} of {SLOW_CLIENTS} still open after {cut_off_after:.0f} s"
     assert max(answered_in) < 1.0
     assert count == {"AR1133": 0}, "no half-sent request was served"
+
+
+def raw_answer(url: str, request: bytes) -> bytes:
+    """What the server sends back, up to its close, for bytes written as they are."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def get(target: bytes, *headers: bytes) -> bytes:
+    return b"\r\n".join([b"GET " + target + b" HTTP/1.1", b"Host: x", *headers, b"", b""])
+
+
+def test_which_answers_come_from_the_server_itself(tmp_path: Path) -> None:
+    """The README's list: what granian answers before the app sees a request (an empty body,
+    no X-Request-ID), and that everything short of it is the app's JSON."""
+    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
+    close = b"Connection: close"
+    with app_process(env) as server:
+        answers = {
+            "url-9k": raw_answer(server.url, get(b"/healthz?" + b"a" * 9_000, close)),
+            "url-100k": raw_answer(server.url, get(b"/healthz?" + b"a" * 100_000, close)),
+            "headers-20k": raw_answer(server.url, get(b"/healthz", b"X-Pad: " + b"a" * 20_000)),
+            "headers-100k": raw_answer(server.url, get(b"/healthz", b"X-Pad: " + b"a" * 100_000)),
+            "not-http": raw_answer(server.url, b"GARBAGE\r\n\r\n"),
+            "bad-length": raw_answer(
+                server.url,
+                b"POST /save-transaction/AR1133 HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+            ),
+        }
+    heads = {name: answer.split(b"\r\n\r\n", 1) for name, answer in answers.items()}
+    for name in ("url-9k", "headers-20k"):
+        head, body = heads[name]
+        assert b"x-request-id:" in head.lower(), name
+        assert json.loads(body)["detail"].startswith("this service refuses requests with")
+    assert heads["url-9k"][0].startswith(b"HTTP/1.1 414 ")
+    assert heads["headers-20k"][0].startswith(b"HTTP/1.1 431 ")
+    for name, status in (
+        ("url-100k", 431),
+        ("headers-100k", 431),
+        ("not-http", 400),
+        ("bad-length", 400),
+    ):
+        head, body = heads[name]
+        assert head.startswith(f"HTTP/1.1 {status} ".encode()), (name, head)
+        assert body == b"", name
+        assert b"x-request-id" not in head.lower(), name

@@ -5,6 +5,7 @@ without it, and one log line tells the operator the cause. Neither body names a 
 Unexpected errors become a JSON 500 in `RequestObservability`, the outermost middleware.
 """
 
+import json
 import logging
 from typing import Any
 
@@ -23,8 +24,10 @@ logger = logging.getLogger(__name__)
 TRANSIENT_DETAIL = "the store is busy or unavailable; retry later"
 MISCONFIGURED_DETAIL = "this service cannot use its store until its operator fixes the setup"
 RETRY_AFTER_SECONDS = 1
-# A 422 echoes at most this much of the bad input back.
+# A 422 echoes at most this much of each bad input back (a list or an object as its JSON text,
+# cut), and lists at most this many errors, so that its body stays under 2 KB.
 MAX_ECHOED_INPUT = 100
+MAX_ERRORS_LISTED = 5
 _IDEMPOTENCY_KEY_LOC = ("header", "Idempotency-Key")
 
 
@@ -64,18 +67,23 @@ def _readable(error: dict[str, Any]) -> dict[str, Any]:
         error.pop("ctx", None)
     if "error" in error.get("ctx", {}):  # an exception object, which JSON shows as {}
         error.pop("ctx")
-    value = error.get("input")
-    if isinstance(value, str) and len(value) > MAX_ECHOED_INPUT:
-        error["input"] = value[:MAX_ECHOED_INPUT] + "..."
+    if "input" in error:
+        value = error["input"]
+        text = value if isinstance(value, str) else json.dumps(jsonable_encoder(value))
+        if len(text) > MAX_ECHOED_INPUT:
+            error["input"] = text[:MAX_ECHOED_INPUT] + "..."
     return error
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [_readable(error) for error in exc.errors()]
-    return JSONResponse(
-        {"detail": jsonable_encoder(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
-    )
+    errors = exc.errors()
+    body: dict[str, Any] = {
+        "detail": jsonable_encoder([_readable(error) for error in errors[:MAX_ERRORS_LISTED]])
+    }
+    if len(errors) > MAX_ERRORS_LISTED:
+        body["errors_not_listed"] = len(errors) - MAX_ERRORS_LISTED
+    return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 # Methods a route may answer; OPTIONS and TRACE are never routed here. HEAD is answered wherever

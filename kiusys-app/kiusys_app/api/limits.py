@@ -1,6 +1,8 @@
 """HTTP rules that no route should have to know: request size limits, and HEAD.
 
-- Request headers over 16 KiB in total are refused with 431, before any route or store call.
+- A URL (path and query) over 8 KiB is refused with 414, and request headers over 16 KiB in
+  total with 431, before any route or store call. Larger still, the server itself answers
+  (`kiusys_app.serve.MAX_BUFFER_BYTES`).
 - A body over 1 KiB is refused with 413. No route reads a body; a small one is ignored.
 - HEAD is answered as GET would be, without the body, wherever GET is.
 """
@@ -8,6 +10,7 @@
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024
 
@@ -33,6 +36,10 @@ class RequestLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        url_bytes = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b""))
+        if url_bytes > MAX_URL_BYTES:
+            await _refuse(scope, receive, send, 414, f"a URL over {MAX_URL_BYTES} bytes")
             return
         # One pass over the raw headers (ASGI gives their names in lower case).
         size = 0

@@ -6,9 +6,11 @@ the request id, and logs that error once, traceback included, as one JSON line.
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiusys_app.api.asgi import header
@@ -30,8 +32,11 @@ _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 
 
 class RequestObservability:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[Route | Mount] = ()) -> None:
         self.app = app
+        # Every route, flat: a request that no route handled (a middleware refused it, or a
+        # mount served it) is labelled with the one it was for.
+        self._routes = routes
         # The metric children by label values: `labels()` takes a lock and builds a key each
         # time; the set of label values is small and bounded.
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -46,11 +51,21 @@ class RequestObservability:
         requests.inc()
         duration.observe(elapsed)
 
+    def _template(self, scope: Scope, root_path: str) -> str:
+        """The template of the route that `scope` is for, though no route handled it (a mount
+        handled it, or a middleware refused it)."""
+        as_received = {**scope, "root_path": root_path}  # a mount moves its prefix there
+        for route in self._routes:
+            if route.matches(as_received)[0] is not Match.NONE:
+                return f"{route.path}/{{path}}" if isinstance(route, Mount) else route.path
+        return UNMATCHED_ROUTE
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = request_id_from(header(scope, _REQUEST_ID))
+        root_path = scope.get("root_path", "")
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -77,7 +92,7 @@ class RequestObservability:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", UNMATCHED_ROUTE)
+            template = route.path if route is not None else self._template(scope, root_path)
             self._observe(template, scope["method"], status, elapsed)
             logger.info(
                 "request",
