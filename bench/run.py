@@ -32,9 +32,22 @@ import httpx
 
 from kiusys_app.stores.sqlite import SQLiteStore
 from tests.support.aws import FAKE_CREDENTIALS, create_tables, dynamodb
-from tests.support.processes import REPO_ROOT, dynamodb_standin, free_port, moto_server, running
+from tests.support.processes import (
+    KIUSYS_APP,
+    REPO_ROOT,
+    dynamodb_standin,
+    free_port,
+    moto_server,
+    running,
+)
 
 CONNECTIONS = 32
+BARE = "bare FastAPI (no work), on uvicorn"
+BARE_APP = "bench.bare_app:app"
+# The same endpoint under another name, so that `serving` gives it kiusys-app's server.
+BARE_ON_OURS = "bench.bare_app:same_app"
+SEED_APP = "bench.seed_app:app"
+UVICORN_APPS = (BARE_APP, SEED_APP)
 DURATION = int(os.environ.get("BENCH_DURATION", "5"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 WARM_UP = 2
@@ -128,7 +141,7 @@ def wrk(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (uvicorn's workers), from /proc."""
+    """User + system CPU of a process and its children (the workers), from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     pids = [pid]
@@ -239,13 +252,21 @@ def settled(total: Callable[[], int]) -> int:
 
 
 @contextmanager
-def uvicorn(app: str, env: Mapping[str, str], workers: int = 1) -> Iterator[tuple[str, int]]:
+def serving(app: str, env: Mapping[str, str], workers: int = 1) -> Iterator[tuple[str, int]]:
+    """`app` served as the seed served it (uvicorn) when it is not ours; ours, and the ablated
+    variants of ours, by `kiusys-app`, as production serves them."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [
-        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+    if app in UVICORN_APPS:
+        args = [
+            sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+    else:
+        args = [
+            KIUSYS_APP, "--target", app, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--metrics-port", str(free_port()),
+        ]  # fmt: skip
     ready = f"{url}/openapi.json"
     with running(args, ready, env, log=OUTPUT / "servers.log") as process:
         yield url, process.pid
@@ -292,7 +313,15 @@ def timed_cases(workdir: Path, standin: str) -> list[Case]:
     spread_env = {**sqlite, "KIUSYS_SQLITE_PATH": str(many)}
     dynamodb = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": standin, **WITH_KEYS}
     servers: list[tuple[str, str, Mapping[str, str], str, str, Mapping[str, str]]] = [
-        ("bare FastAPI (no work)", "bench.bare_app:app", {}, "/noop/AR1133", "post.lua", {}),
+        (BARE, BARE_APP, {}, "/noop/AR1133", "post.lua", {}),
+        (
+            "bare FastAPI (no work), on kiusys-app's server",
+            BARE_ON_OURS,
+            {},
+            "/noop/AR1133",
+            "post.lua",
+            {},
+        ),
         (RECORD, "kiusys_app.main:app", sqlite, "/save-transaction/AR1133", "post.lua", WRK_KEY),
         (
             "check (SQLite)",
@@ -349,7 +378,7 @@ def timed_cases(workdir: Path, standin: str) -> list[Case]:
         targets = []
         urls = {}
         for name, app, env, path, script, wrk_env in servers:
-            url, pid = stack.enter_context(uvicorn(app, env))
+            url, pid = stack.enter_context(serving(app, env))
             urls[name] = url
             targets.append(Target(name, f"{url}{path}", pid, script, wrk_env))
         cases = measure_side_by_side(targets)
@@ -369,7 +398,7 @@ def timed_cases(workdir: Path, standin: str) -> list[Case]:
     return cases
 
 
-DYNAMODB_APPS = (("ours", "kiusys_app.main:app"), ("seed's query+put", "bench.seed_app:app"))
+DYNAMODB_APPS = (("ours", "kiusys_app.main:app"), ("seed's query+put", SEED_APP))
 
 
 def moto_exactness() -> list[Case]:
@@ -381,7 +410,7 @@ def moto_exactness() -> list[Case]:
             create_tables(client)
             env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": emulator.url, **WITH_KEYS}
             case = Case(f"exactness (DynamoDB on moto, {label}, 3 workers)")
-            with uvicorn(app, env, workers=3) as (url, _):
+            with serving(app, env, workers=3) as (url, _):
                 exactness_pass(case, url, ["/save-transaction/AR1133"], partial(hot_item, client))
             cases.append(case)
     return cases

@@ -46,6 +46,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--workers", type=int, default=1)
+    # What `make bench` serves beside the app, with the same server settings.
+    parser.add_argument("--target", default="kiusys_app.main:app", help=argparse.SUPPRESS)
     parser.add_argument(
         "--metrics-port", type=int, default=int(os.environ.get("KIUSYS_METRICS_PORT", "9464"))
     )
@@ -139,7 +141,7 @@ def _serve(args: argparse.Namespace) -> None:
     from granian.server import Server
 
     server = Server(
-        "kiusys_app.main:app",
+        args.target,
         address=args.host,
         port=args.port,
         interface=Interfaces.ASGI,

@@ -37,7 +37,9 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        url_bytes = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b""))
+        url_bytes = len(scope.get("raw_path") or scope["path"]) + len(
+            scope.get("query_string", b"")
+        )
         if url_bytes > MAX_URL_BYTES:
             await _refuse(scope, receive, send, 414, f"a URL over {MAX_URL_BYTES} bytes")
             return

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse
-from starlette.routing import Match, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiusys_app.api.asgi import header
@@ -32,7 +32,7 @@ _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 
 
 class RequestObservability:
-    def __init__(self, app: ASGIApp, routes: Sequence[Route | Mount] = ()) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         # Every route, flat: a request that no route handled (a middleware refused it, or a
         # mount served it) is labelled with the one it was for.
@@ -57,7 +57,8 @@ class RequestObservability:
         as_received = {**scope, "root_path": root_path}  # a mount moves its prefix there
         for route in self._routes:
             if route.matches(as_received)[0] is not Match.NONE:
-                return f"{route.path}/{{path}}" if isinstance(route, Mount) else route.path
+                path: str = getattr(route, "path", UNMATCHED_ROUTE)
+                return f"{path}/{{path}}" if isinstance(route, Mount) else path
         return UNMATCHED_ROUTE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
