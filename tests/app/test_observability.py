@@ -1,5 +1,6 @@
 """Request ids, one JSON log line per request, and Prometheus metrics by route template."""
 
+import asyncio
 import io
 import json
 import logging
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY, generate_latest
 
+from kiusys_app.logs import TickBatchingHandler
 from kiusys_app.stores import StoreError, StoreErrorKind
 from tests.support.app import metric
 
@@ -130,3 +132,49 @@ def test_the_docs_paths_have_their_route_labels(client: TestClient, path: str, l
     assert client.get(path).status_code == 200
     after = metric("kiusys_http_requests_total", route=label, method="GET", status="200")
     assert after == before + 1
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def batching_logger(stream: CountingStream) -> logging.Logger:
+    handler = TickBatchingHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.Logger("batching-test")
+    logger.addHandler(handler)
+    return logger
+
+
+@pytest.mark.anyio
+async def test_lines_of_one_loop_iteration_are_written_in_one_write_before_the_loop_waits() -> None:
+    stream = CountingStream()
+    logger = batching_logger(stream)
+    for n in range(50):
+        logger.warning("line %d", n)
+    assert stream.getvalue() == "", "written at the end of the iteration"
+    await asyncio.sleep(0)
+    assert stream.getvalue().splitlines() == [f"line {n}" for n in range(50)]
+    assert stream.writes == 1
+    logger.warning("next")
+    await asyncio.sleep(0)
+    assert stream.getvalue().splitlines()[-1] == "next"
+    assert stream.writes == 2
+
+
+def test_off_the_loop_a_line_is_written_at_once_after_what_was_pending() -> None:
+    stream = CountingStream()
+    logger = batching_logger(stream)
+
+    async def log_and_stop() -> None:
+        logger.warning("from the loop")  # pending: the loop ends before the iteration does
+
+    asyncio.run(log_and_stop())
+    logger.warning("from a thread")
+    assert stream.getvalue().splitlines() == ["from the loop", "from a thread"]
