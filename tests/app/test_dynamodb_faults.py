@@ -324,3 +324,60 @@ def test_40_readiness_probes_within_2_s_make_at_most_4_calls_per_table(
     assert sum(calls.values()) == len(tables), "only the two tables are read"
     assert min(calls.values()) >= 1
     assert max(calls.values()) <= 1 + int(elapsed)
+
+
+def cancelled(*codes: str) -> Callable[..., AWSResponse]:
+    """A TransactWriteItems answer: cancelled, with one reason per item."""
+
+    def answer(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        reasons = [{"Code": code} for code in codes]
+        return error_response(request, "TransactionCanceledException", CancellationReasons=reasons)
+
+    return answer
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("reason", ["ThrottlingError", "ProvisionedThroughputExceeded"])
+async def test_a_keyed_record_cancelled_by_throttling_is_throttled(aws: Any, reason: str) -> None:
+    error = await store_error_of(
+        lambda store: store.record("AR1133", "order-1"),
+        {"TransactWriteItems": cancelled("None", reason)},
+    )
+    assert (error.kind, error.table, error.operation) == (
+        StoreErrorKind.THROTTLED,
+        TABLE,
+        "transact_write_items",
+    )
+    assert reason in error.reason
+
+
+@pytest.mark.anyio
+async def test_keyed_record_conflicts_that_persist_are_unavailable(aws: Any) -> None:
+    slept: list[float] = []
+    error = await store_error_of(
+        lambda store: store.record("AR1133", "order-1"),
+        {"TransactWriteItems": cancelled("None", "TransactionConflict")},
+        sleep=slept.append,
+    )
+    assert (error.kind, error.reason, error.table, error.operation) == (
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: transaction conflicts persisted",
+        TABLE,
+        "transact_write_items",
+    )
+    assert len(slept) == 6, "one backoff after each of the 6 attempts"
+
+
+@pytest.mark.anyio
+async def test_a_keyed_record_cancelled_for_another_reason_is_a_bug(aws: Any) -> None:
+    store = DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION)
+    store.client.meta.events.register_first(
+        "before-send.dynamodb.TransactWriteItems", cancelled("None", "ValidationError")
+    )
+    try:
+        with pytest.raises(
+            RuntimeError, match=r"transaction cancelled: \['None', 'ValidationError'\]"
+        ):
+            await store.record("AR1133", "order-1")
+    finally:
+        await store.aclose()
