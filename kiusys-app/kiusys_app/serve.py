@@ -27,7 +27,9 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from kiusys_app.config import ConfigError, Settings, StoreKind, load_settings
 from kiusys_app.logs import JSON_LOGGING, configure_logging, exit_at_startup
@@ -41,16 +43,34 @@ DRAIN_SECONDS = 20
 MULTIPROC_SETTING = "PROMETHEUS_MULTIPROC_DIR"
 
 
+def _number(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {low} to {high}")
+        return int(text)
+
+    return parse
+
+
+_PORT = _number(1, 65535)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        exit_at_startup(f"invalid argument: {message}")
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="kiusys-app", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="kiusys-app", description=__doc__.split("\n")[0])
+    # String defaults from the environment go through `type` too: a bad one is refused alike.
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--port", type=_PORT, default=os.environ.get("PORT", "8000"))
+    parser.add_argument("--workers", type=_number(1, 64), default="1")
+    parser.add_argument(
+        "--metrics-port", type=_PORT, default=os.environ.get("KIUSYS_METRICS_PORT", "9464")
+    )
     # What `make bench` serves beside the app, with the same server settings.
     parser.add_argument("--target", default="kiusys_app.main:app", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--metrics-port", type=int, default=int(os.environ.get("KIUSYS_METRICS_PORT", "9464"))
-    )
     return parser.parse_args(argv)
 
 
@@ -90,13 +110,14 @@ def _check_store(settings: Settings) -> None:
 
 
 def _check_free(option: str, host: str, port: int) -> None:
-    """Refuse a port that another process holds (or that we may not bind), in one line."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    """Refuse an address that another process holds, or that cannot be bound, in one line."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"invalid setting {option}: {port}: {exc.strerror}") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"invalid setting --host/{option}: {host}:{port}: {reason}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,7 +153,10 @@ def _start_metrics(host: str, port: int) -> None:
     try:
         serve_metrics(host, port)
     except OSError as exc:
-        raise ConfigError(f"invalid setting --metrics-port: {port}: {exc.strerror}") from None
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            f"invalid setting --host/--metrics-port: {host}:{port}: {reason}"
+        ) from None
 
 
 def _serve(args: argparse.Namespace) -> None:

@@ -112,9 +112,13 @@ def test_sqlite_path_is_not_checked_for_dynamodb(tmp_path: Path) -> None:
 
 
 def start_server(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The real `kiusys-app` command, as the image runs it, with only `env` set."""
+    """The real `kiusys-app` command, as the image runs it, with only `env` set (and free ports,
+    unless `env` names them)."""
+    ports = [] if "PORT" in env else ["--port", str(free_port())]
+    if "KIUSYS_METRICS_PORT" not in env:
+        ports += ["--metrics-port", str(free_port())]
     return subprocess.run(
-        [KIUSYS_APP, "--port", str(free_port()), "--metrics-port", str(free_port()), *args],
+        [KIUSYS_APP, *ports, *args],
         cwd=REPO_ROOT,
         env={"PATH": "", **env},
         capture_output=True,
@@ -202,14 +206,17 @@ def test_server_refuses_to_start_with_one_json_line(
     env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")} | {
         name: value.format(tmp=tmp_path) for name, value in env.items()
     }
-    result = start_server(env)
+    assert refusal(start_server(env)).startswith(expected.format(tmp=tmp_path))
+
+
+def refusal(result: subprocess.CompletedProcess[str]) -> str:
+    """The one JSON line of a refused start, exit 3; its message."""
     assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     logged = json.loads(line)
     assert logged["level"] == "critical"
-    assert logged["message"].startswith(expected.format(tmp=tmp_path))
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
+    return str(logged["message"])
 
 
 @pytest.mark.parametrize("option", ["--port", "--metrics-port"])
@@ -218,12 +225,30 @@ def test_a_port_in_use_is_refused_in_one_line(tmp_path: Path, option: str) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        result = start_server(
-            {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}, option, port
-        )
-    assert result.returncode == 3, result.stderr
-    (line,) = result.stderr.splitlines()
-    assert json.loads(line)["message"].startswith(f"invalid setting {option}: {port}:")
+        env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
+        message = refusal(start_server(env, option, port))
+    assert message == f"invalid setting --host/{option}: 127.0.0.1:{port}: Address already in use"
+
+
+BAD_ARGUMENTS = {
+    "port-env": ({"PORT": "http"}, [], "invalid argument: argument --port: 'http' is not a whole"),
+    "metrics-port-env": (
+        {"KIUSYS_METRICS_PORT": "70000"},
+        [],
+        "invalid argument: argument --metrics-port: '70000' is not a whole number from 1 to 65535",
+    ),
+    "workers": ({}, ["--workers", "0"], "invalid argument: argument --workers: '0' is not a whole"),
+    "host": ({}, ["--host", "no.such.host.invalid"], "invalid setting --host/--port: no.such."),
+    "unknown-option": ({}, ["--colour"], "invalid argument: unrecognized arguments: --colour"),
+}
+
+
+@pytest.mark.parametrize(("env", "args", "expected"), BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS)
+def test_a_bad_argument_or_address_is_refused_in_one_line(
+    tmp_path: Path, env: dict[str, str], args: list[str], expected: str
+) -> None:
+    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3"), **env}
+    assert refusal(start_server(env, *args)).startswith(expected)
 
 
 def test_log_names_the_store(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Header, Path, Request
 
 from kiusys_app.models import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -14,12 +14,12 @@ from kiusys_app.models import (
 from kiusys_app.stores import CounterStore
 
 
-async def get_store(request: Request) -> CounterStore:
+def store_of(request: Request) -> CounterStore:
+    """The app's store. A plain call, not a FastAPI dependency: solving one costs every call
+    more than the lookup itself."""
     store: CounterStore = request.app.state.store
     return store
 
-
-StoreDep = Annotated[CounterStore, Depends(get_store)]
 
 RoutePath = Annotated[FlightRoute, Path(description=f"Case-insensitive; {ROUTE_RULE}.")]
 

@@ -1,9 +1,10 @@
 """The seed's calls, kept so that existing reservation systems keep working."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
-from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, StoreDep
+from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, store_of
 from kiusys_app.api.recording import account_for
 
 router = APIRouter(
@@ -12,23 +13,28 @@ router = APIRouter(
 )
 
 
-@router.post("/save-transaction/{flight_route}", summary="Record one transaction")
+@router.post(
+    "/save-transaction/{flight_route}",
+    summary="Record one transaction",
+    response_model=dict[str, int],
+)
 async def save_transaction(
-    flight_route: RoutePath,
-    store: StoreDep,
-    response: Response,
-    idempotency_key: IdempotencyKey = None,
-) -> dict[str, int]:
-    result = await store.record(flight_route, idempotency_key)
-    account_for(response, result)
-    return {flight_route: result.count}
+    flight_route: RoutePath, request: Request, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    result = await store_of(request).record(flight_route, idempotency_key)
+    return account_for(JSONResponse({flight_route: result.count}), result)
 
 
-@router.get("/get-transaction/{flight_route}", summary="Check a route's count")
+@router.get(
+    "/get-transaction/{flight_route}",
+    summary="Check a route's count",
+    response_model=dict[str, int],
+)
 @router.post(
     "/get-transaction/{flight_route}",
     summary="Check a route's count (the seed's POST form)",
     operation_id="get_transaction_post",
+    response_model=dict[str, int],
 )
-async def get_transaction(flight_route: RoutePath, store: StoreDep) -> dict[str, int]:
-    return {flight_route: await store.get(flight_route)}
+async def get_transaction(flight_route: RoutePath, request: Request) -> JSONResponse:
+    return JSONResponse({flight_route: await store_of(request).get(flight_route)})
