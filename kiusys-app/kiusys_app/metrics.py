@@ -4,6 +4,8 @@ Each worker counts its own requests into files in PROMETHEUS_MULTIPROC_DIR (`kiu
 it); the supervising process serves their sum on the metrics port, never on the public one.
 """
 
+import os
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -60,4 +62,7 @@ def serve_metrics(host: str, port: int) -> None:
     server, from a thread; it answers the same on every path)."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    start_http_server(port, host, registry)
+    server, _ = start_http_server(port, host, registry)
+    # The workers are forked from this process: none of them may keep the port open (one left
+    # behind would hold it after this process is gone).
+    os.register_at_fork(after_in_child=server.socket.close)

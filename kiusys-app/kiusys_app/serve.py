@@ -23,9 +23,12 @@ line and exit status 3. SIGTERM or SIGINT drain the workers (at most DRAIN_SECON
 
 import argparse
 import asyncio
+import ctypes
 import os
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +44,7 @@ BACKLOG = 1024
 MAX_BUFFER_BYTES = 32 * 1024
 DRAIN_SECONDS = 20
 MULTIPROC_SETTING = "PROMETHEUS_MULTIPROC_DIR"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _number(low: int, high: int) -> Callable[[str], int]:
@@ -159,11 +163,20 @@ def _start_metrics(host: str, port: int) -> None:
         ) from None
 
 
+def _die_with_parent() -> None:
+    """In a forked worker (Linux): be sent SIGTERM when the supervising process dies, so that a
+    `kill -9` of it leaves no worker serving on behind its back."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _serve(args: argparse.Namespace) -> None:
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.server import Server
 
+    if sys.platform == "linux":
+        os.register_at_fork(after_in_child=_die_with_parent)
     server = Server(
         args.target,
         address=args.host,

@@ -3,8 +3,10 @@ the metrics have their own port and add up every worker."""
 
 import contextlib
 import json
+import os
 import re
 import select
+import signal
 import socket
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ import httpx
 import pytest
 
 from kiusys_app.serve import HEADER_READ_TIMEOUT_MS
-from tests.support.processes import app_process
+from tests.support.processes import app_process, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +142,23 @@ def test_which_answers_come_from_the_server_itself(tmp_path: Path) -> None:
         assert head.startswith(f"HTTP/1.1 {status} ".encode()), (name, head)
         assert body == b"", name
         assert b"x-request-id" not in head.lower(), name
+
+
+def test_a_killed_supervisor_leaves_no_worker_behind(tmp_path: Path) -> None:
+    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
+    with app_process(env, workers=2) as server:
+        supervisor = server.process.pid
+        workers = [
+            int(pid)
+            for pid in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+        ]
+        assert len(workers) == 2
+        os.kill(supervisor, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        wait_for(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+            "the workers to exit",
+            10,
+        )
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{server.url}/healthz", timeout=2)
