@@ -2,9 +2,12 @@
 
 import json
 import logging
+import os
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +97,35 @@ def test_sqlite_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         check_sqlite_path(Settings(sqlite_path=tmp_path))
     assert str(raised.value) == f"invalid setting KIUSYS_SQLITE_PATH: {tmp_path}: it is a directory"
+
+
+def denying(denied: int) -> Callable[[Any, int], bool]:
+    """An `os.access` that refuses any check asking for one of the `denied` rights (the tests run
+    as root, whom the real one never refuses)."""
+    return lambda path, mode: not mode & denied
+
+
+@pytest.mark.parametrize(
+    ("denied", "existing", "reason"),
+    [
+        (os.W_OK, True, "the file is not readable and writable"),
+        (os.R_OK, True, "the file is not readable and writable"),
+        (os.W_OK, False, "cannot create it: {tmp} is not writable"),
+        (os.X_OK, False, "cannot create it: {tmp} is not writable"),
+    ],
+    ids=["file-not-writable", "file-not-readable", "dir-not-writable", "dir-not-searchable"],
+)
+def test_a_path_without_the_rights_it_needs_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, denied: int, existing: bool, reason: str
+) -> None:
+    database = tmp_path / "counts.sqlite3"
+    if existing:
+        database.write_bytes(b"")
+    monkeypatch.setattr(os, "access", denying(denied))
+    with pytest.raises(ConfigError) as raised:
+        check_sqlite_path(Settings(sqlite_path=database))
+    expected = reason.format(tmp=tmp_path)
+    assert str(raised.value) == f"invalid setting KIUSYS_SQLITE_PATH: {database}: {expected}"
 
 
 def test_an_existing_database_file_is_accepted(tmp_path: Path) -> None:

@@ -381,3 +381,54 @@ async def test_a_keyed_record_cancelled_for_another_reason_is_a_bug(aws: Any) ->
             await store.record("AR1133", "order-1")
     finally:
         await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_reason_without_a_code_shows_as_none(aws: Any) -> None:
+    """An item that did not fail has no code; the cancellation is reported item by item."""
+    reasons = [{}, {"Code": "X"}]
+    store = DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION)
+    store.client.meta.events.register_first(
+        "before-send.dynamodb.TransactWriteItems",
+        lambda request, **_: error_response(
+            request, "TransactionCanceledException", CancellationReasons=reasons
+        ),
+    )
+    try:
+        with pytest.raises(RuntimeError, match=r"transaction cancelled: \['None', 'X'\]$"):
+            await store.record("AR1133", "order-1")
+    finally:
+        await store.aclose()
+
+
+def test_a_cancellation_without_reasons_is_no_success(moto_client: TestClient) -> None:
+    Hook(
+        moto_client,
+        "TransactWriteItems",
+        99,
+        lambda request: error_response(request, "TransactionCanceledException"),
+    )
+    response = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    assert (response.status_code, response.json()["detail"]) == (500, "internal error")
+    assert count(moto_client) == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("key", "operation", "table", "operation_name"),
+    [
+        (None, "UpdateItem", TABLE, "update_item"),
+        ("order-1", "TransactWriteItems", KEYS_TABLE, "transact_write_items"),
+    ],
+    ids=["plain", "keyed"],
+)
+async def test_a_refused_record_names_its_table_and_operation(
+    aws: Any, key: str | None, operation: str, table: str, operation_name: str
+) -> None:
+    refused = {operation: lambda request, **_: error_response(request, "AccessDeniedException")}
+    error = await store_error_of(lambda store: store.record("AR1133", key), refused)
+    assert (error.kind, error.table, error.operation) == (
+        StoreErrorKind.MISCONFIGURED,
+        table,
+        operation_name,
+    )

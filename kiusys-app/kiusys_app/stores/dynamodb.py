@@ -270,7 +270,9 @@ class DynamoDBStore:
         except ClientError as exc:  # a cancellation is no StoreError: _call passes it on
             if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
-            reasons = exc.response.get("CancellationReasons", [])
+            reasons = exc.response.get("CancellationReasons")
+            if not reasons:  # one per item, always: without them nothing tells what happened
+                raise RuntimeError("transaction cancelled without reasons") from exc
             return [str(reason.get("Code", "None")) for reason in reasons]
         return []
 
