@@ -432,3 +432,47 @@ async def test_a_refused_record_names_its_table_and_operation(
         table,
         operation_name,
     )
+
+
+def answered(status: int, content_type: str, body: str) -> Callable[..., AWSResponse]:
+    """An answer from whatever sits at the endpoint."""
+    return lambda request, **_: AWSResponse(
+        request.url, status, {"content-type": content_type}, _Raw(body.encode())
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (answered(502, "text/html", "<h1>Bad Gateway</h1>"), StoreErrorKind.UNAVAILABLE),
+        (answered(404, "text/html", "<h1>Not Found</h1>"), StoreErrorKind.MISCONFIGURED),
+        (
+            answered(503, "application/x-amz-json-1.0", '{"__type": "x#SomethingNew"}'),
+            StoreErrorKind.UNAVAILABLE,
+        ),
+    ],
+    ids=["proxy-502", "proxy-404", "unknown-error-type-503"],
+)
+async def test_an_answer_is_classified_by_its_status_when_its_type_says_nothing(
+    aws: Any, answer: Callable[..., AWSResponse], kind: StoreErrorKind
+) -> None:
+    error = await store_error_of(lambda store: store.get("AR1133"), {"GetItem": answer})
+    assert (error.kind, error.table, error.operation) == (kind, TABLE, "get_item")
+
+
+@pytest.mark.anyio
+async def test_a_reason_keeps_the_whole_message(aws: Any) -> None:
+    def refused(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        return error_response(request, "AccessDeniedException", message="not for role XX")
+
+    error = await store_error_of(lambda store: store.get("AR1133"), {"GetItem": refused})
+    assert error.reason == "dynamodb: AccessDeniedException: not for role XX"
+
+
+def test_a_check_reads_strongly_consistent(moto_client: TestClient) -> None:
+    reads: list[dict[str, Any]] = []
+    Hook(moto_client, "GetItem", 99, lambda request: reads.append(json.loads(request.body)))
+    moto_client.get("/v1/routes/AR1133/transactions")
+    (read,) = reads
+    assert (read["TableName"], read["ConsistentRead"]) == (TABLE, True)

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY, generate_latest
 
+from kiusys_app.api.errors import MISCONFIGURED_DETAIL, TRANSIENT_DETAIL
 from kiusys_app.logs import TickBatchingHandler
 from kiusys_app.stores import StoreError, StoreErrorKind
 from tests.support.app import metric
@@ -75,19 +76,27 @@ def test_metrics_count_by_route_template_never_by_path(client: TestClient) -> No
 
 
 @pytest.mark.parametrize(
-    ("kind", "level", "message"),
+    ("kind", "level", "message", "detail", "retry_after"),
     [
-        (StoreErrorKind.THROTTLED, "warning", "store throttled"),
-        (StoreErrorKind.MISCONFIGURED, "error", "store misconfigured: injected"),
+        (StoreErrorKind.THROTTLED, "warning", "store throttled", TRANSIENT_DETAIL, "1"),
+        (
+            StoreErrorKind.MISCONFIGURED,
+            "error",
+            "store misconfigured: injected",
+            MISCONFIGURED_DETAIL,
+            None,
+        ),
     ],
 )
-def test_store_errors_are_logged_with_the_request_id(
+def test_store_errors_are_answered_and_logged_with_the_request_id(
     client: TestClient,
     log_output: io.StringIO,
     store_kind: str,
     kind: StoreErrorKind,
     level: str,
     message: str,
+    detail: str,
+    retry_after: str | None,
 ) -> None:
     class Broken:
         async def get(self, route: str) -> int:
@@ -100,7 +109,8 @@ def test_store_errors_are_logged_with_the_request_id(
         response = client.get("/get-transaction/AR1133", headers={"X-Request-ID": "err-1"})
     finally:
         client.app.state.store = original  # type: ignore[attr-defined]
-    assert response.status_code == 503
+    assert (response.status_code, response.json()) == (503, {"detail": detail})
+    assert response.headers.get("Retry-After") == retry_after
     assert metric("kiusys_store_errors_total", kind=kind.value) == before + 1
     (error,) = [line for line in logged(log_output) if line["level"] == level]
     assert error["message"] == message
