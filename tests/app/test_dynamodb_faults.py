@@ -448,11 +448,11 @@ def answered(status: int, content_type: str, body: str) -> Callable[..., AWSResp
         (answered(502, "text/html", "<h1>Bad Gateway</h1>"), StoreErrorKind.UNAVAILABLE),
         (answered(404, "text/html", "<h1>Not Found</h1>"), StoreErrorKind.MISCONFIGURED),
         (
-            answered(503, "application/x-amz-json-1.0", '{"__type": "x#SomethingNew"}'),
+            answered(500, "application/x-amz-json-1.0", '{"__type": "x#SomethingNew"}'),
             StoreErrorKind.UNAVAILABLE,
         ),
     ],
-    ids=["proxy-502", "proxy-404", "unknown-error-type-503"],
+    ids=["proxy-502", "proxy-404", "unknown-error-type-500"],
 )
 async def test_an_answer_is_classified_by_its_status_when_its_type_says_nothing(
     aws: Any, answer: Callable[..., AWSResponse], kind: StoreErrorKind
@@ -476,3 +476,22 @@ def test_a_check_reads_strongly_consistent(moto_client: TestClient) -> None:
     moto_client.get("/v1/routes/AR1133/transactions")
     (read,) = reads
     assert (read["TableName"], read["ConsistentRead"]) == (TABLE, True)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("headers", "named"), [({"content-type": "text/html"}, "'text/html'"), ({}, "None")]
+)
+async def test_a_success_that_is_not_dynamodbs_is_misconfigured(
+    aws: Any, headers: dict[str, str], named: str
+) -> None:
+    def welcome(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, 200, headers, _Raw(b"<h1>Welcome</h1>"))
+
+    error = await store_error_of(lambda store: store.get("AR1133"), {"GetItem": welcome})
+    assert (error.kind, error.reason, error.table, error.operation) == (
+        StoreErrorKind.MISCONFIGURED,
+        f"dynamodb: the endpoint answered {named}, not DynamoDB",
+        TABLE,
+        "get_item",
+    )
