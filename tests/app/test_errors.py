@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from kiusys_app.api.docs import CONTENT_SECURITY_POLICY
 from kiusys_app.api.errors import (
     MAX_ECHOED_INPUT,
     MAX_ERRORS_LISTED,
@@ -358,3 +359,10 @@ async def test_concurrent_probes_share_one_round_and_its_failure() -> None:
     rounds[1].set()
     with pytest.raises(StoreError):
         await late
+
+
+def test_the_docs_page_carries_its_policy_and_title(client: TestClient) -> None:
+    """The browser tests show the policy is enforced; this is the fast check that it is sent."""
+    page = client.get("/")
+    assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert "<title>Kiusys transaction counter - Swagger UI</title>" in page.text
