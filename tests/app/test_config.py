@@ -359,3 +359,13 @@ def test_a_key_of_16_characters_is_enough_and_15_are_not() -> None:
         "invalid setting KIUSYS_API_KEYS: every key needs at least 16 printable ASCII characters "
         "and no spaces"
     )
+
+
+def test_a_key_file_without_keys_is_refused_naming_the_file(tmp_path: Path) -> None:
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text("# rotated out\n\n")
+    with pytest.raises(ConfigError) as raised:
+        load_api_keys(Settings(api_keys_file=keys_file))
+    assert str(raised.value).startswith(
+        f"invalid setting KIUSYS_API_KEYS_FILE ({keys_file}): it is set but holds no key"
+    )
