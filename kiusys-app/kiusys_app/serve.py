@@ -129,22 +129,20 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     made = None
     try:
-        if _metrics_directory() is None:
-            made = tempfile.mkdtemp(prefix="kiusys-metrics-")
-            os.environ[MULTIPROC_SETTING] = made
-        settings = load_settings()
-        # Builds the app as each worker will (keys, paths), and opens the store once.
-        from kiusys_app.main import create_app
+        try:
+            if _metrics_directory() is None:
+                made = tempfile.mkdtemp(prefix="kiusys-metrics-")
+                os.environ[MULTIPROC_SETTING] = made
+            settings = load_settings()
+            # Builds the app from the environment, once (a bad setting ends the start here, in
+            # one line); the forked workers inherit it.
+            import kiusys_app.main  # noqa: F401
 
-        create_app(settings)
-        _check_store(settings)
-        _check_free("--port", args.host, args.port)
-        _start_metrics(args.host, args.metrics_port)
-    except ConfigError as exc:
-        if made:
-            shutil.rmtree(made, ignore_errors=True)
-        exit_at_startup(str(exc))
-    try:
+            _check_store(settings)
+            _check_free("--port", args.host, args.port)
+            _start_metrics(args.host, args.metrics_port)
+        except ConfigError as exc:
+            exit_at_startup(str(exc))
         _serve(args)
     finally:
         if made:
