@@ -1,5 +1,6 @@
 """Runtime settings, read once from the environment, and the checks made before start-up."""
 
+import functools
 import os
 import re
 from enum import StrEnum
@@ -99,9 +100,28 @@ def load_settings() -> Settings:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
         raise ConfigError(f"invalid setting {_env_name(field)}: {first['msg']}") from None
-    if settings.store is StoreKind.DYNAMODB and settings.aws_region is None:
-        raise ConfigError("invalid setting AWS_REGION: required when KIUSYS_STORE=dynamodb")
+    if settings.store is StoreKind.DYNAMODB:
+        if settings.aws_region is None:
+            raise ConfigError("invalid setting AWS_REGION: required when KIUSYS_STORE=dynamodb")
+        if dynamodb_endpoint(settings.aws_region) is None:
+            raise ConfigError(
+                f"invalid setting AWS_REGION: {settings.aws_region} is a region of no AWS partition"
+            )
     return settings
+
+
+@functools.cache
+def dynamodb_endpoint(region: str) -> str | None:
+    """DynamoDB's public endpoint in `region`, from the partitions in botocore's endpoint data
+    (each names its regions, a pattern for new ones, and its DNS suffix); None for a region
+    that no partition knows."""
+    from botocore.loaders import create_loader
+
+    partitions = create_loader().load_data("endpoints")["partitions"]
+    for partition in partitions:
+        if region in partition["regions"] or re.fullmatch(partition["regionRegex"], region):
+            return f"https://dynamodb.{region}.{partition['dnsSuffix']}"
+    return None
 
 
 def unusable_path_reason(path: Path) -> str | None:

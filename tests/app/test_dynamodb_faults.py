@@ -1,68 +1,87 @@
-"""Faults that moto never produces, injected with botocore event hooks.
+"""Faults that moto never produces, injected in front of the store's HTTP transport.
 
-The app talks to a real moto server over HTTP; each hook sits in front of botocore's send.
+The app talks to a real moto server over HTTP; each hook sits between the store's signed
+request and the connection, and answers some calls itself: with an error, with something that
+is not DynamoDB, or by delivering the request and then losing the answer.
 """
 
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
-import urllib3
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-from botocore.exceptions import ReadTimeoutError
+from aiodynamo.sign import Request
 from fastapi.testclient import TestClient
 
-from kiusys_app.api.errors import MISCONFIGURED_DETAIL
-from kiusys_app.stores import StoreError, StoreErrorKind
-from kiusys_app.stores.dynamodb import DynamoDBStore
+from kiusys_app.api.errors import MISCONFIGURED_DETAIL, OUTCOME_UNKNOWN_DETAIL, TRANSIENT_DETAIL
+from kiusys_app.stores import StoreError, StoreErrorKind, dynamodb
+from kiusys_app.stores.dynamodb import Answer, DynamoDBStore
 from tests.support.app import metric
 from tests.support.aws import KEYS_TABLE, REGION, TABLE
 from tests.support.processes import free_port
 
 RECORD = "/v1/routes/AR1133/transactions"
-# The content type of every successful DynamoDB answer.
-JSON_PROTOCOL = {"content-type": "application/x-amz-json-1.0"}
+JSON_PROTOCOL = "application/x-amz-json-1.0"
+
+AnswerOf = Callable[[Request], Answer | None]
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
+def error_answer(code: str, status: int = 400, **extra: Any) -> AnswerOf:
+    """DynamoDB's error shape: its `__type`, a message, and what else the error carries."""
+    body = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code, **extra}
+    return lambda request: Answer(status, JSON_PROTOCOL, json.dumps(body).encode())
 
 
-def error_response(request: AWSPreparedRequest, code: str, **extra: Any) -> AWSResponse:
-    body = json.dumps(
-        {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code, **extra}
-    )
-    return AWSResponse(request.url, 400, {"x-amzn-ErrorType": code}, _Raw(body.encode()))
+def answered(status: int, content_type: str | None, body: str) -> AnswerOf:
+    """An answer from whatever sits at the endpoint."""
+    return lambda request: Answer(status, content_type, body.encode())
+
+
+def raises(error: Exception) -> AnswerOf:
+    def answer(request: Request) -> Answer:
+        raise error
+
+    return answer
+
+
+def payload(request: Request) -> Any:
+    return json.loads(request.body)
 
 
 class Hook:
-    """Answers the first `times` calls of one operation itself; counts every call."""
+    """Answers the first `times` calls of one DynamoDB action itself; counts every call of it.
 
-    def __init__(self, client: TestClient, operation: str, times: int, answer: Any) -> None:
+    With `deliver`, the request first goes on to moto, so it takes effect, and then the hook's
+    answer replaces moto's: an answer that was lost on the way back.
+    """
+
+    def __init__(
+        self, store: Any, action: str, times: int, answer: AnswerOf, *, deliver: bool = False
+    ) -> None:
         self.calls = 0
         self.times = times
         self.answer = answer
-        events = client.app.state.store.client.meta.events  # type: ignore[attr-defined]
-        events.register_first(f"before-send.dynamodb.{operation}", self)
+        self.deliver = deliver
+        self._action = action
+        self._send = store.transport
+        store.transport = self
 
-    def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+    async def __call__(self, request: Request, timeout: float) -> Answer:
+        if request.headers["X-Amz-Target"].rpartition(".")[2] != self._action:
+            return await self._send(request, timeout)
         self.calls += 1
         if self.calls > self.times:
-            return None
-        return self.answer(request)  # type: ignore[no-any-return]
+            return await self._send(request, timeout)
+        if self.deliver:
+            await self._send(request, timeout)
+        return self.answer(request) or await self._send(request, timeout)
 
 
-def time_out_after_sending(request: AWSPreparedRequest) -> None:
-    """Deliver the request, so it takes effect, then behave as if the answer never came."""
-    urllib3.request(request.method, request.url, body=request.body, headers=dict(request.headers))
-    raise ReadTimeoutError(endpoint_url=request.url)
+def store_of(client: TestClient) -> DynamoDBStore:
+    return client.app.state.store  # type: ignore[attr-defined,no-any-return]
 
 
 def errors(kind: str) -> float:
@@ -73,21 +92,57 @@ def count(client: TestClient) -> int:
     return int(client.get(RECORD).json()["transactions"])
 
 
-def test_timeout_after_send_then_sdk_retry_counts_once(moto_client: TestClient) -> None:
-    hook = Hook(moto_client, "TransactWriteItems", 1, time_out_after_sending)
+@pytest.fixture
+def short_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call budget of 0.3 s, so that a fault that persists gives up quickly."""
+    monkeypatch.setattr(dynamodb, "CALL_BUDGET_SECONDS", 0.3)
+
+
+LOST_ANSWERS = {
+    "timeout": raises(TimeoutError()),
+    "reset": raises(aiohttp.ServerDisconnectedError()),
+    "500": error_answer("InternalServerError", status=500),
+}
+
+
+@pytest.mark.parametrize("lost", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())
+def test_a_plain_record_whose_answer_is_lost_is_outcome_unknown_and_not_sent_again(
+    moto_client: TestClient, lost: AnswerOf
+) -> None:
+    hook = Hook(store_of(moto_client), "UpdateItem", 1, lost, deliver=True)
+    before = errors("outcome_unknown")
+    response = moto_client.post(RECORD)
+    assert (response.status_code, response.json()) == (503, {"detail": OUTCOME_UNKNOWN_DETAIL})
+    assert "Retry-After" not in response.headers, "clients that honour it would send it again"
+    assert hook.calls == 1, "a write that may have been applied is never sent again"
+    assert count(moto_client) == 1, "delivered once, counted once"
+    assert errors("outcome_unknown") == before + 1
+
+
+@pytest.mark.parametrize("lost", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())
+def test_a_keyed_record_whose_answer_is_lost_finds_its_own_attempt_and_is_no_replay(
+    moto_client: TestClient, lost: AnswerOf
+) -> None:
+    hook = Hook(store_of(moto_client), "TransactWriteItems", 1, lost, deliver=True)
+    replays = metric("kiusys_idempotent_replays_total")
     response = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
-    # botocore retried the transaction; the retry found the key already written.
-    assert hook.calls == 2
-    assert response.status_code == 200
-    assert response.headers["Idempotent-Replayed"] == "true"
+    assert hook.calls == 2, "the transaction is sent again: its condition makes that safe"
+    assert (response.status_code, response.json()["transactions"]) == (201, 1)
+    assert "Idempotent-Replayed" not in response.headers
+    assert metric("kiusys_idempotent_replays_total") == replays
+    retried = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    assert (retried.status_code, retried.headers["Idempotent-Replayed"]) == (200, "true")
     assert count(moto_client) == 1
 
 
-def test_timeout_on_every_attempt_then_client_retry_counts_once(moto_client: TestClient) -> None:
-    hook = Hook(moto_client, "TransactWriteItems", 99, time_out_after_sending)
+def test_a_keyed_record_lost_on_every_attempt_is_transient_and_its_retry_counts_once(
+    moto_client: TestClient, short_budget: None
+) -> None:
+    hook = Hook(store_of(moto_client), "TransactWriteItems", 99, raises(TimeoutError()))
+    hook.deliver = True
     failed = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
-    assert failed.status_code == 503
-    assert failed.headers["Retry-After"].isdigit()
+    assert (failed.status_code, failed.json()) == (503, {"detail": TRANSIENT_DETAIL})
+    assert failed.headers["Retry-After"] == "1", "a keyed retry is safe"
     hook.times = 0
     retried = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
     assert (retried.status_code, retried.headers["Idempotent-Replayed"]) == (200, "true")
@@ -96,14 +151,8 @@ def test_timeout_on_every_attempt_then_client_retry_counts_once(moto_client: Tes
 
 def test_transaction_conflict_is_retried_and_counts_once(moto_client: TestClient) -> None:
     reasons = [{"Code": "None"}, {"Code": "TransactionConflict", "Message": "conflict"}]
-    hook = Hook(
-        moto_client,
-        "TransactWriteItems",
-        2,
-        lambda request: error_response(
-            request, "TransactionCanceledException", CancellationReasons=reasons
-        ),
-    )
+    answer = error_answer("TransactionCanceledException", CancellationReasons=reasons)
+    hook = Hook(store_of(moto_client), "TransactWriteItems", 2, answer)
     retried_before = errors("conflict_retried")
     response = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
     assert hook.calls == 3
@@ -112,25 +161,53 @@ def test_transaction_conflict_is_retried_and_counts_once(moto_client: TestClient
     assert errors("conflict_retried") == retried_before + 2
 
 
+NOT_APPLIED = {
+    "throttled": (error_answer("ProvisionedThroughputExceededException"), "throttled"),
+    "never-connected": (raises(aiohttp.ConnectionTimeoutError()), "unavailable"),
+}
+
+
+@pytest.mark.parametrize("fault", NOT_APPLIED.values(), ids=NOT_APPLIED.keys())
 @pytest.mark.parametrize(
-    ("operation", "headers"),
+    ("action", "headers"),
     [("UpdateItem", {}), ("TransactWriteItems", {"Idempotency-Key": "order-1"})],
+    ids=["plain", "keyed"],
 )
-def test_throttling_is_503_with_retry_after_then_succeeds(
-    moto_client: TestClient, operation: str, headers: dict[str, str]
+def test_what_was_not_applied_is_retried_then_succeeds(
+    moto_client: TestClient, fault: tuple[AnswerOf, str], action: str, headers: dict[str, str]
 ) -> None:
-    hook = Hook(
-        moto_client,
-        operation,
-        99,
-        lambda request: error_response(request, "ProvisionedThroughputExceededException"),
-    )
-    throttled_before = errors("throttled")
-    throttled = moto_client.post(RECORD, headers=headers)
-    assert throttled.status_code == 503
-    assert errors("throttled") == throttled_before + 1
-    assert int(throttled.headers["Retry-After"]) >= 1
-    assert hook.calls >= 2, "botocore's standard mode retries throttling before giving up"
+    answer, _ = fault
+    hook = Hook(store_of(moto_client), action, 2, answer)
+    response = moto_client.post(RECORD, headers=headers)
+    assert hook.calls == 3
+    assert (response.status_code, response.json()["transactions"]) == (201, 1)
+    assert count(moto_client) == 1
+
+
+@pytest.mark.parametrize("fault", NOT_APPLIED.values(), ids=NOT_APPLIED.keys())
+@pytest.mark.parametrize(
+    ("action", "headers"),
+    [("UpdateItem", {}), ("TransactWriteItems", {"Idempotency-Key": "order-1"})],
+    ids=["plain", "keyed"],
+)
+def test_what_stays_unapplied_is_503_with_retry_after_within_the_budget(
+    moto_client: TestClient,
+    short_budget: None,
+    fault: tuple[AnswerOf, str],
+    action: str,
+    headers: dict[str, str],
+) -> None:
+    answer, kind = fault
+    hook = Hook(store_of(moto_client), action, 99, answer)
+    before = errors(kind)
+    started = time.monotonic()
+    response = moto_client.post(RECORD, headers=headers)
+    elapsed = time.monotonic() - started
+    assert (response.status_code, response.json()) == (503, {"detail": TRANSIENT_DETAIL})
+    assert response.headers["Retry-After"] == "1"
+    assert errors(kind) == before + 1
+    assert hook.calls >= 2, "retried before giving up"
+    assert elapsed < 0.3 + 0.5, "the budget ends the retries"
     assert count(moto_client) == 0
     hook.times = 0
     assert moto_client.post(RECORD, headers=headers).status_code == 201
@@ -141,24 +218,23 @@ def test_unprocessed_batch_keys_are_asked_for_again(moto_client: TestClient) -> 
     moto_client.post(RECORD)
     moto_client.post("/v1/routes/LA0001/transactions")
 
-    def nothing_processed(request: AWSPreparedRequest) -> AWSResponse:
-        asked = json.loads(request.body or b"{}")["RequestItems"]
-        body = json.dumps({"Responses": {"flights-db": []}, "UnprocessedKeys": asked}).encode()
-        return AWSResponse(request.url, 200, JSON_PROTOCOL, _Raw(body))
+    def nothing_processed(request: Request) -> Answer:
+        asked = payload(request)["RequestItems"]
+        body = {"Responses": {TABLE: []}, "UnprocessedKeys": asked}
+        return Answer(200, JSON_PROTOCOL, json.dumps(body).encode())
 
-    hook = Hook(moto_client, "BatchGetItem", 2, nothing_processed)
+    hook = Hook(store_of(moto_client), "BatchGetItem", 2, nothing_processed)
     response = moto_client.get("/v1/transactions?route=AR1133&route=LA0001&route=G31234")
     assert hook.calls == 3
     assert response.json() == {"AR1133": 1, "LA0001": 1, "G31234": 0}
 
 
 def test_batch_keys_left_unprocessed_give_503(moto_client: TestClient) -> None:
-    def nothing_processed(request: AWSPreparedRequest) -> AWSResponse:
-        asked = json.loads(request.body or b"{}")["RequestItems"]
-        body = json.dumps({"Responses": {}, "UnprocessedKeys": asked}).encode()
-        return AWSResponse(request.url, 200, JSON_PROTOCOL, _Raw(body))
+    def nothing_processed(request: Request) -> Answer:
+        body = {"Responses": {}, "UnprocessedKeys": payload(request)["RequestItems"]}
+        return Answer(200, JSON_PROTOCOL, json.dumps(body).encode())
 
-    Hook(moto_client, "BatchGetItem", 99, nothing_processed)
+    Hook(store_of(moto_client), "BatchGetItem", 99, nothing_processed)
     response = moto_client.get("/v1/transactions?route=AR1133")
     assert response.status_code == 503
     assert "Retry-After" in response.headers
@@ -168,8 +244,8 @@ def test_batch_keys_left_unprocessed_give_503(moto_client: TestClient) -> None:
 def test_a_refused_role_or_a_missing_table_is_misconfigured_not_transient(
     moto_client: TestClient, code: str
 ) -> None:
-    hook = Hook(moto_client, "UpdateItem", 99, lambda request: error_response(request, code))
-    ready = Hook(moto_client, "GetItem", 99, lambda request: error_response(request, code))
+    hook = Hook(store_of(moto_client), "UpdateItem", 99, error_answer(code))
+    ready = Hook(store_of(moto_client), "GetItem", 99, error_answer(code))
     before = errors("misconfigured")
     response = moto_client.post(RECORD)
     assert (response.status_code, response.json()) == (503, {"detail": MISCONFIGURED_DETAIL})
@@ -180,26 +256,33 @@ def test_a_refused_role_or_a_missing_table_is_misconfigured_not_transient(
     assert errors("misconfigured") == before + 2
 
 
-def keys_table_reads(answer: Any) -> Any:
-    """A GetItem hook for the idempotency-key table only; other reads go to moto."""
+def test_an_unknown_error_type_is_a_500_for_the_call_and_a_503_for_readiness(
+    moto_client: TestClient,
+) -> None:
+    weird = error_answer("WeirdNewException")
+    Hook(store_of(moto_client), "UpdateItem", 99, weird)
+    Hook(store_of(moto_client), "GetItem", 99, weird)
+    response = moto_client.post(RECORD)
+    assert (response.status_code, response.json()["detail"]) == (500, "internal error")
+    ready = moto_client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (503, {"detail": TRANSIENT_DETAIL})
 
-    def hook(request: AWSPreparedRequest) -> AWSResponse | None:
-        if json.loads(request.body or b"{}")["TableName"] != KEYS_TABLE:
-            return None
-        return answer(request)  # type: ignore[no-any-return]
 
-    return hook
+def keys_table_reads(answer: AnswerOf) -> AnswerOf:
+    """A GetItem answer for the idempotency-key table only; other reads go to moto."""
+    return lambda request: answer(request) if payload(request)["TableName"] == KEYS_TABLE else None
 
 
 def test_a_replay_reads_its_key_strongly_consistent(moto_client: TestClient) -> None:
     reads: list[dict[str, Any]] = []
-    Hook(moto_client, "GetItem", 99, keys_table_reads(lambda r: reads.append(json.loads(r.body))))
+    read = keys_table_reads(lambda request: reads.append(payload(request)))  # type: ignore[func-returns-value]
+    Hook(store_of(moto_client), "GetItem", 99, read)
     moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
     replay = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
     assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (200, "true")
-    (read,) = reads
-    assert read["Key"] == {"idempotency-key": {"S": "order-1"}}
-    assert read["ConsistentRead"] is True, "an eventually consistent read may miss the key"
+    (key_read,) = reads
+    assert key_read["Key"] == {"idempotency-key": {"S": "order-1"}}
+    assert key_read["ConsistentRead"] is True, "an eventually consistent read may miss the key"
 
 
 def test_a_key_gone_since_its_transaction_failed_is_still_a_replay(
@@ -207,27 +290,35 @@ def test_a_key_gone_since_its_transaction_failed_is_still_a_replay(
 ) -> None:
     """The transaction found the key; by the read it had expired: the same route's replay."""
     moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
-    no_item = keys_table_reads(
-        lambda request: AWSResponse(request.url, 200, JSON_PROTOCOL, _Raw(b"{}"))
-    )
-    Hook(moto_client, "GetItem", 99, no_item)
+    no_item = keys_table_reads(answered(200, JSON_PROTOCOL, "{}"))
+    Hook(store_of(moto_client), "GetItem", 99, no_item)
     replay = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
     assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (200, "true")
     assert replay.json()["transactions"] == 1
 
 
+@pytest.fixture
+def moto_store(aws: Any, moto_url: str) -> Callable[..., DynamoDBStore]:
+    """Makes stores on the moto server (each test closes its own)."""
+
+    def make(**options: Any) -> DynamoDBStore:
+        settings = {"region": REGION, "endpoint_url": moto_url, **options}
+        return DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, **settings)
+
+    return make
+
+
 async def store_error_of(
+    make: Callable[..., DynamoDBStore],
     call: Callable[[DynamoDBStore], Awaitable[Any]],
-    hooks: dict[str, Callable[..., AWSResponse]],
+    answers: dict[str, AnswerOf],
     **options: Any,
 ) -> StoreError:
-    """The StoreError that `call` raises on a fresh store (moto in-process, or `options`), with
-    `hooks` answering in front of botocore's send: operation -> answer."""
-    store = DynamoDBStore(
-        table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION, **options
-    )
-    for operation, answer in hooks.items():
-        store.client.meta.events.register_first(f"before-send.dynamodb.{operation}", answer)
+    """The StoreError that `call` raises on a fresh store, with `answers` (action -> answer)
+    in front of its transport."""
+    store = make(**options)
+    for action, answer in answers.items():
+        Hook(store, action, 99, answer)
     try:
         with pytest.raises(StoreError) as failed:
             await call(store)
@@ -238,70 +329,86 @@ async def store_error_of(
 
 @pytest.mark.anyio
 async def test_unprocessed_keys_are_asked_again_after_a_capped_exponential_backoff(
-    aws: Any, monkeypatch: pytest.MonkeyPatch
+    moto_store: Callable[..., DynamoDBStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
     asked: list[dict[str, Any]] = []
 
-    def nothing_processed(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        keys = json.loads(request.body or b"{}")["RequestItems"]
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    def nothing_processed(request: Request) -> Answer:
+        keys = payload(request)["RequestItems"]
         asked.append(keys)
         body = json.dumps({"UnprocessedKeys": keys}).encode()  # and no "Responses" at all
-        return AWSResponse(request.url, 200, JSON_PROTOCOL, _Raw(body))
+        return Answer(200, JSON_PROTOCOL, body)
 
     monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the top of each jitter range
     error = await store_error_of(
+        moto_store,
         lambda store: store.get_many(["AR1133"]),
         {"BatchGetItem": nothing_processed},
-        sleep=slept.append,
+        sleep=sleep,
     )
     assert (error.kind, error.reason, error.table, error.operation) == (
         StoreErrorKind.UNAVAILABLE,
         "dynamodb: batch keys stayed unprocessed",
         TABLE,
-        "batch_get_item",
+        "BatchGetItem",
     )
     assert slept == [0.02, 0.04, 0.08, 0.16, 0.32, 0.5]
     assert all(keys[TABLE]["ConsistentRead"] is True for keys in asked)
 
 
 @pytest.mark.anyio
-async def test_a_refused_batch_read_names_its_table_and_operation(aws: Any) -> None:
-    refused = {
-        "BatchGetItem": lambda request, **_: error_response(request, "AccessDeniedException")
-    }
-    error = await store_error_of(lambda store: store.get_many(["AR1133"]), refused)
+async def test_a_refused_batch_read_names_its_table_and_operation(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
+    refused = {"BatchGetItem": error_answer("AccessDeniedException")}
+    error = await store_error_of(moto_store, lambda store: store.get_many(["AR1133"]), refused)
     assert (error.kind, error.table, error.operation) == (
         StoreErrorKind.MISCONFIGURED,
         TABLE,
-        "batch_get_item",
+        "BatchGetItem",
     )
     assert error.reason == "dynamodb: AccessDeniedException: AccessDeniedException"
 
 
-def bare_error(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-    """DynamoDB's error shape with a type and no message."""
-    body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException"})
-    headers = {"x-amzn-ErrorType": "AccessDeniedException"}
-    return AWSResponse(request.url, 400, headers, _Raw(body.encode()))
-
-
 @pytest.mark.anyio
 async def test_store_error_reasons_name_the_code_and_the_message_when_there_is_one(
-    aws: Any,
+    moto_store: Callable[..., DynamoDBStore],
 ) -> None:
-    error = await store_error_of(lambda store: store.get("AR1133"), {"GetItem": bare_error})
+    body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException"})
+    bare = {"GetItem": answered(400, JSON_PROTOCOL, body)}
+    error = await store_error_of(moto_store, lambda store: store.get("AR1133"), bare)
     assert error.reason == "dynamodb: AccessDeniedException"
 
 
 @pytest.mark.anyio
-async def test_an_unreachable_endpoint_is_unavailable_with_the_error_named() -> None:
-    error = await store_error_of(
-        lambda store: store.get("AR1133"), {}, endpoint_url=f"http://127.0.0.1:{free_port()}"
-    )
-    assert error.kind is StoreErrorKind.UNAVAILABLE
-    assert error.reason.startswith(
-        "dynamodb: EndpointConnectionError: Could not connect to the endpoint URL"
+async def test_an_unreachable_endpoint_is_unavailable_and_retried_within_the_budget(
+    moto_store: Callable[..., DynamoDBStore], short_budget: None
+) -> None:
+    store = moto_store(endpoint_url=f"http://127.0.0.1:{free_port()}")
+    attempts = Hook(store, "GetItem", 0, raises(AssertionError("never answered here")))
+    started = time.monotonic()
+    with pytest.raises(StoreError) as failed:
+        await store.get("AR1133")
+    await store.aclose()
+    assert time.monotonic() - started < 0.3 + 0.5
+    assert failed.value.kind is StoreErrorKind.UNAVAILABLE
+    assert failed.value.reason.startswith("dynamodb: ClientConnectorError(")
+    assert attempts.calls >= 2, "nothing was sent, so it is tried again"
+
+
+@pytest.mark.anyio
+async def test_no_credentials_is_misconfigured(moto_store: Callable[..., DynamoDBStore]) -> None:
+    async def nothing() -> None:
+        return None
+
+    error = await store_error_of(moto_store, lambda store: store.ping(), {}, credentials=nothing)
+    assert (error.kind, error.reason) == (
+        StoreErrorKind.MISCONFIGURED,
+        "dynamodb: no AWS credentials found",
     )
 
 
@@ -309,12 +416,8 @@ def test_40_readiness_probes_within_2_s_make_at_most_4_calls_per_table(
     moto_client: TestClient,
 ) -> None:
     tables: list[str] = []
-    Hook(
-        moto_client,
-        "GetItem",
-        99,
-        lambda request: tables.append(json.loads(request.body)["TableName"]),
-    )
+    read = lambda request: tables.append(payload(request)["TableName"])  # type: ignore[func-returns-value]  # noqa: E731
+    Hook(store_of(moto_client), "GetItem", 99, read)
     started = time.monotonic()
     answers = [moto_client.get("/readyz").status_code for _ in range(40)]
     elapsed = time.monotonic() - started
@@ -326,88 +429,81 @@ def test_40_readiness_probes_within_2_s_make_at_most_4_calls_per_table(
     assert max(calls.values()) <= 1 + int(elapsed)
 
 
-def cancelled(*codes: str) -> Callable[..., AWSResponse]:
+def cancelled(*codes: str) -> AnswerOf:
     """A TransactWriteItems answer: cancelled, with one reason per item."""
-
-    def answer(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        reasons = [{"Code": code} for code in codes]
-        return error_response(request, "TransactionCanceledException", CancellationReasons=reasons)
-
-    return answer
+    reasons = [{"Code": code} for code in codes]
+    return error_answer("TransactionCanceledException", CancellationReasons=reasons)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("reason", ["ThrottlingError", "ProvisionedThroughputExceeded"])
-async def test_a_keyed_record_cancelled_by_throttling_is_throttled(aws: Any, reason: str) -> None:
+async def test_a_keyed_record_cancelled_by_throttling_is_throttled(
+    moto_store: Callable[..., DynamoDBStore], reason: str
+) -> None:
     error = await store_error_of(
+        moto_store,
         lambda store: store.record("AR1133", "order-1"),
         {"TransactWriteItems": cancelled("None", reason)},
     )
     assert (error.kind, error.table, error.operation) == (
         StoreErrorKind.THROTTLED,
         TABLE,
-        "transact_write_items",
+        "TransactWriteItems",
     )
     assert reason in error.reason
 
 
 @pytest.mark.anyio
-async def test_keyed_record_conflicts_that_persist_are_unavailable(aws: Any) -> None:
+async def test_keyed_record_conflicts_that_persist_are_unavailable(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
     slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
     error = await store_error_of(
+        moto_store,
         lambda store: store.record("AR1133", "order-1"),
         {"TransactWriteItems": cancelled("None", "TransactionConflict")},
-        sleep=slept.append,
+        sleep=sleep,
     )
     assert (error.kind, error.reason, error.table, error.operation) == (
         StoreErrorKind.UNAVAILABLE,
         "dynamodb: transaction conflicts persisted",
         TABLE,
-        "transact_write_items",
+        "TransactWriteItems",
     )
     assert len(slept) == 6, "one backoff after each of the 6 attempts"
 
 
 @pytest.mark.anyio
-async def test_a_keyed_record_cancelled_for_another_reason_is_a_bug(aws: Any) -> None:
-    store = DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION)
-    store.client.meta.events.register_first(
-        "before-send.dynamodb.TransactWriteItems", cancelled("None", "ValidationError")
-    )
+@pytest.mark.parametrize(
+    ("reasons", "message"),
+    [
+        ([{"Code": "None"}, {"Code": "ValidationError"}], r"\['None', 'ValidationError'\]$"),
+        # An item that did not fail has no code; the cancellation is reported item by item.
+        ([{}, {"Code": "X"}], r"\['None', 'X'\]$"),
+        (None, "without reasons"),
+    ],
+    ids=["another-reason", "no-code", "no-reasons"],
+)
+async def test_a_keyed_record_cancelled_for_another_reason_is_a_bug(
+    moto_store: Callable[..., DynamoDBStore], reasons: Any, message: str
+) -> None:
+    store = moto_store()
+    extra = {} if reasons is None else {"CancellationReasons": reasons}
+    Hook(store, "TransactWriteItems", 99, error_answer("TransactionCanceledException", **extra))
     try:
-        with pytest.raises(
-            RuntimeError, match=r"transaction cancelled: \['None', 'ValidationError'\]"
-        ):
-            await store.record("AR1133", "order-1")
-    finally:
-        await store.aclose()
-
-
-@pytest.mark.anyio
-async def test_a_reason_without_a_code_shows_as_none(aws: Any) -> None:
-    """An item that did not fail has no code; the cancellation is reported item by item."""
-    reasons = [{}, {"Code": "X"}]
-    store = DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, region=REGION)
-    store.client.meta.events.register_first(
-        "before-send.dynamodb.TransactWriteItems",
-        lambda request, **_: error_response(
-            request, "TransactionCanceledException", CancellationReasons=reasons
-        ),
-    )
-    try:
-        with pytest.raises(RuntimeError, match=r"transaction cancelled: \['None', 'X'\]$"):
+        with pytest.raises(RuntimeError, match=message):
             await store.record("AR1133", "order-1")
     finally:
         await store.aclose()
 
 
 def test_a_cancellation_without_reasons_is_no_success(moto_client: TestClient) -> None:
-    Hook(
-        moto_client,
-        "TransactWriteItems",
-        99,
-        lambda request: error_response(request, "TransactionCanceledException"),
-    )
+    answer = error_answer("TransactionCanceledException")
+    Hook(store_of(moto_client), "TransactWriteItems", 99, answer)
     response = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
     assert (response.status_code, response.json()["detail"]) == (500, "internal error")
     assert count(moto_client) == 0
@@ -415,29 +511,19 @@ def test_a_cancellation_without_reasons_is_no_success(moto_client: TestClient) -
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("key", "operation", "table", "operation_name"),
-    [
-        (None, "UpdateItem", TABLE, "update_item"),
-        ("order-1", "TransactWriteItems", KEYS_TABLE, "transact_write_items"),
-    ],
+    ("key", "action", "table"),
+    [(None, "UpdateItem", TABLE), ("order-1", "TransactWriteItems", KEYS_TABLE)],
     ids=["plain", "keyed"],
 )
 async def test_a_refused_record_names_its_table_and_operation(
-    aws: Any, key: str | None, operation: str, table: str, operation_name: str
+    moto_store: Callable[..., DynamoDBStore], key: str | None, action: str, table: str
 ) -> None:
-    refused = {operation: lambda request, **_: error_response(request, "AccessDeniedException")}
-    error = await store_error_of(lambda store: store.record("AR1133", key), refused)
+    refused = {action: error_answer("AccessDeniedException")}
+    error = await store_error_of(moto_store, lambda store: store.record("AR1133", key), refused)
     assert (error.kind, error.table, error.operation) == (
         StoreErrorKind.MISCONFIGURED,
         table,
-        operation_name,
-    )
-
-
-def answered(status: int, content_type: str, body: str) -> Callable[..., AWSResponse]:
-    """An answer from whatever sits at the endpoint."""
-    return lambda request, **_: AWSResponse(
-        request.url, status, {"content-type": content_type}, _Raw(body.encode())
+        action,
     )
 
 
@@ -447,51 +533,45 @@ def answered(status: int, content_type: str, body: str) -> Callable[..., AWSResp
     [
         (answered(502, "text/html", "<h1>Bad Gateway</h1>"), StoreErrorKind.UNAVAILABLE),
         (answered(404, "text/html", "<h1>Not Found</h1>"), StoreErrorKind.MISCONFIGURED),
-        (
-            answered(500, "application/x-amz-json-1.0", '{"__type": "x#SomethingNew"}'),
-            StoreErrorKind.UNAVAILABLE,
-        ),
+        (answered(500, JSON_PROTOCOL, '{"__type": "x#SomethingNew"}'), StoreErrorKind.UNAVAILABLE),
     ],
     ids=["proxy-502", "proxy-404", "unknown-error-type-500"],
 )
 async def test_an_answer_is_classified_by_its_status_when_its_type_says_nothing(
-    aws: Any, answer: Callable[..., AWSResponse], kind: StoreErrorKind
+    moto_store: Callable[..., DynamoDBStore], short_budget: None, answer: AnswerOf, kind: Any
 ) -> None:
-    error = await store_error_of(lambda store: store.get("AR1133"), {"GetItem": answer})
-    assert (error.kind, error.table, error.operation) == (kind, TABLE, "get_item")
+    error = await store_error_of(moto_store, lambda store: store.get("AR1133"), {"GetItem": answer})
+    assert (error.kind, error.table, error.operation) == (kind, TABLE, "GetItem")
 
 
 @pytest.mark.anyio
-async def test_a_reason_keeps_the_whole_message(aws: Any) -> None:
-    def refused(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        return error_response(request, "AccessDeniedException", message="not for role XX")
-
-    error = await store_error_of(lambda store: store.get("AR1133"), {"GetItem": refused})
+async def test_a_reason_keeps_the_whole_message(moto_store: Callable[..., DynamoDBStore]) -> None:
+    refused = error_answer("AccessDeniedException", message="not for role XX")
+    error = await store_error_of(
+        moto_store, lambda store: store.get("AR1133"), {"GetItem": refused}
+    )
     assert error.reason == "dynamodb: AccessDeniedException: not for role XX"
 
 
 def test_a_check_reads_strongly_consistent(moto_client: TestClient) -> None:
     reads: list[dict[str, Any]] = []
-    Hook(moto_client, "GetItem", 99, lambda request: reads.append(json.loads(request.body)))
+    read = lambda request: reads.append(payload(request))  # type: ignore[func-returns-value]  # noqa: E731
+    Hook(store_of(moto_client), "GetItem", 99, read)
     moto_client.get("/v1/routes/AR1133/transactions")
-    (read,) = reads
-    assert (read["TableName"], read["ConsistentRead"]) == (TABLE, True)
+    (key_read,) = reads
+    assert (key_read["TableName"], key_read["ConsistentRead"]) == (TABLE, True)
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("headers", "named"), [({"content-type": "text/html"}, "'text/html'"), ({}, "None")]
-)
+@pytest.mark.parametrize(("content_type", "named"), [("text/html", "'text/html'"), (None, "None")])
 async def test_a_success_that_is_not_dynamodbs_is_misconfigured(
-    aws: Any, headers: dict[str, str], named: str
+    moto_store: Callable[..., DynamoDBStore], content_type: str | None, named: str
 ) -> None:
-    def welcome(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        return AWSResponse(request.url, 200, headers, _Raw(b"<h1>Welcome</h1>"))
-
-    error = await store_error_of(lambda store: store.get("AR1133"), {"GetItem": welcome})
+    welcome = {"GetItem": answered(200, content_type, "<h1>Welcome</h1>")}
+    error = await store_error_of(moto_store, lambda store: store.get("AR1133"), welcome)
     assert (error.kind, error.reason, error.table, error.operation) == (
         StoreErrorKind.MISCONFIGURED,
         f"dynamodb: the endpoint answered {named}, not DynamoDB",
         TABLE,
-        "get_item",
+        "GetItem",
     )

@@ -9,6 +9,7 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -23,11 +24,13 @@ from kiusys_app.api.errors import (
     MAX_ECHOED_INPUT,
     MAX_ERRORS_LISTED,
     MISCONFIGURED_DETAIL,
+    OUTCOME_UNKNOWN_DETAIL,
     TRANSIENT_DETAIL,
 )
 from kiusys_app.api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
 from kiusys_app.api.routes.health import READINESS_REUSE_SECONDS, Readiness
 from kiusys_app.stores import StoreError, StoreErrorKind
+from kiusys_app.stores.dynamodb import CALL_BUDGET_SECONDS
 from tests.support.aws import KEYS_TABLE, TABLE, create_tables, dynamodb
 from tests.support.processes import AppServer, app_process, dynamodb_standin, wait_for
 
@@ -122,18 +125,33 @@ def test_a_misconfigured_store_is_503_without_retry_after_and_not_ready(
     assert logged["request_id"] == response.headers["X-Request-ID"]
     assert logged["store"] == "misconfigured"
     assert logged["table"].startswith(TABLE)
-    assert logged["operation"] in {"update_item", "transact_write_items"}
+    assert logged["operation"] in {"UpdateItem", "TransactWriteItems"}
     assert "exception" not in logged
 
 
 @pytest.mark.slow
-def test_a_transient_store_error_is_503_with_retry_after(stand_in: Served) -> None:
+def test_a_transient_store_error_is_503_with_retry_after_when_the_budget_is_spent(
+    stand_in: Served,
+) -> None:
     stand_in.answer({"status": 500, "error": "InternalServerError"})
-    response = httpx.post(f"{stand_in.url}{RECORD}")
+    started = time.monotonic()
+    response = httpx.get(f"{stand_in.url}{RECORD}", timeout=30)
+    elapsed = time.monotonic() - started
     assert (response.status_code, response.json()) == (503, {"detail": TRANSIENT_DETAIL})
     assert response.headers["Retry-After"] == "1"
+    assert CALL_BUDGET_SECONDS - 1 < elapsed < CALL_BUDGET_SECONDS + 1, "a read is retried"
     (logged,) = [line for line in stand_in.new_lines("warning", 1) if line["level"] == "warning"]
     assert logged["store"] == "unavailable"
+
+
+@pytest.mark.slow
+def test_a_plain_record_answered_500_is_outcome_unknown_at_once(stand_in: Served) -> None:
+    stand_in.answer({"status": 500, "error": "InternalServerError"})
+    response = httpx.post(f"{stand_in.url}{RECORD}")
+    assert (response.status_code, response.json()) == (503, {"detail": OUTCOME_UNKNOWN_DETAIL})
+    assert "Retry-After" not in response.headers
+    (logged,) = [line for line in stand_in.new_lines("warning", 1) if line["level"] == "warning"]
+    assert (logged["store"], logged["operation"]) == ("outcome_unknown", "UpdateItem")
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Every error answer, in one place: JSON in FastAPI's `{"detail": ...}` shape.
 
-Store errors by kind: a transient one is 503 with `Retry-After`; a misconfigured store is 503
-without it, and one log line tells the operator the cause. Neither body names a table or an ARN.
+Store errors by kind: a transient one is 503 with `Retry-After`; a misconfigured store, or a
+write whose outcome is unknown, is 503 without it, and one log line tells the operator the cause. Neither body names a table or an ARN.
 Unexpected errors become a JSON 500 in `RequestObservability`, the outermost middleware.
 """
 
@@ -17,12 +17,16 @@ from starlette.routing import Match
 
 from kiusys_app.metrics import STORE_ERRORS
 from kiusys_app.models import IDEMPOTENCY_KEY_RULE
-from kiusys_app.stores import IdempotencyKeyMismatch, StoreError
+from kiusys_app.stores import IdempotencyKeyMismatch, StoreError, StoreErrorKind
 
 logger = logging.getLogger(__name__)
 
 TRANSIENT_DETAIL = "the store is busy or unavailable; retry later"
 MISCONFIGURED_DETAIL = "this service cannot use its store until its operator fixes the setup"
+OUTCOME_UNKNOWN_DETAIL = (
+    "the store did not say whether this call was applied; it may have been counted. "
+    "Send an Idempotency-Key to make a retry safe"
+)
 RETRY_AFTER_SECONDS = 1
 # A 422 echoes at most this much of each bad input back (a list or an object as its JSON text,
 # cut), and lists at most this many errors, so that its body stays under 2 KB.
@@ -40,16 +44,21 @@ async def store_error(request: Request, exc: Exception) -> JSONResponse:
         "table": exc.table,
         "operation": exc.operation,
     }
-    if exc.kind.transient:
-        logger.warning("store %s", exc.kind.value, extra=fields)
+    if exc.kind is StoreErrorKind.MISCONFIGURED:
+        logger.error("store misconfigured: %s", exc.reason, extra=fields)
         return JSONResponse(
-            {"detail": TRANSIENT_DETAIL},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            {"detail": MISCONFIGURED_DETAIL}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
         )
-    logger.error("store misconfigured: %s", exc.reason, extra=fields)
+    logger.warning("store %s", exc.kind.value, extra=fields)
+    if exc.kind is StoreErrorKind.OUTCOME_UNKNOWN:
+        # No Retry-After: clients that honour it would resend a write that may have counted.
+        return JSONResponse(
+            {"detail": OUTCOME_UNKNOWN_DETAIL}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+        )
     return JSONResponse(
-        {"detail": MISCONFIGURED_DETAIL}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+        {"detail": TRANSIENT_DETAIL},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 

@@ -24,10 +24,9 @@ class StoreErrorKind(StrEnum):
     UNAVAILABLE = "unavailable"
     # Retrying cannot help: missing rights or tables, or an endpoint that is not the store.
     MISCONFIGURED = "misconfigured"
-
-    @property
-    def transient(self) -> bool:
-        return self is not StoreErrorKind.MISCONFIGURED
+    # A write was sent, and no answer says whether it was applied (a timeout after sending, a
+    # reset, a 500). Only a write with an idempotency key may be sent again.
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class StoreError(Exception):

@@ -4,31 +4,28 @@ A plain record is one `UpdateItem ADD`. A record with an idempotency key is one
 `TransactWriteItems` that writes the key (only if it is new or expired) together with the
 counter increment, so either both happen or neither does.
 
-boto3 blocks, so each call runs on the store's own small thread pool, sized to botocore's
-connection pool: no more threads than connections compete for the GIL.
+Each call is DynamoDB's JSON protocol over aiohttp on the event loop, signed by aiodynamo's
+SigV4 signer with keys from botocore's credential chain. This module owns the retries, because
+it alone knows which calls a repeat cannot count twice (see `_call`); aiodynamo's own client
+loop retries a 500 and a dropped connection, which may repeat an applied write.
 """
 
 import asyncio
+import itertools
+import json
 import random
+import secrets
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-)
-from botocore.parsers import ResponseParserError
+import aiohttp
+from aiodynamo.credentials import Key
+from aiodynamo.sign import Request, signed_dynamo_request
+from yarl import URL
 
+from kiusys_app.stores.aws_credentials import ChainCredentials, CredentialsError
 from kiusys_app.stores.base import (
     IDEMPOTENCY_TTL_SECONDS,
     IdempotencyKeyMismatch,
@@ -39,26 +36,22 @@ from kiusys_app.stores.base import (
     StoreObserver,
 )
 
-T = TypeVar("T")
-
 # The seed's data model: hash key `flight-route` (S) and the counter `record` (N).
 ROUTE_ATTR = "flight-route"
 COUNT_ATTR = "record"
-# The idempotency table: hash key `idempotency-key` (S), the route it was used for, and the
-# epoch second after which DynamoDB's TTL may delete it.
+# The idempotency table: hash key `idempotency-key` (S), the route it was used for, the epoch
+# second after which DynamoDB's TTL may delete it, and the id of the request that wrote it.
 KEY_ATTR = "idempotency-key"
 EXPIRES_ATTR = "expires-at"
+WRITER_ATTR = "written-by"
 # A key that is never written: readiness reads it to prove each table answers.
 PROBE_KEY = "-readyz-"
 
-# Error codes that mean "try again later", never "your request is wrong".
+# Error types that DynamoDB answers before it applies anything, and that ask us to slow down.
 _THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
-_UNAVAILABLE_CODES = frozenset(
-    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
-)
-# Error codes that no retry gets past: rights, credentials, tables, request shape.
+# Error types that no retry gets past: rights, credentials, tables, request shape.
 _MISCONFIGURED_CODES = frozenset(
     {
         "AccessDeniedException",
@@ -66,58 +59,103 @@ _MISCONFIGURED_CODES = frozenset(
         "InvalidSignatureException",
         "IncompleteSignatureException",
         "MissingAuthenticationTokenException",
+        "ExpiredTokenException",
         "ResourceNotFoundException",
         "ValidationException",
     }
 )
+# Server-side failures: the request may or may not have been applied.
+_SERVER_ERROR_CODES = frozenset(
+    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
+)
+_CANCELLED = "TransactionCanceledException"
 _THROTTLING_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
 # Status codes of an answer that is not DynamoDB's (a proxy, a load balancer) that are worth a
 # retry; any other foreign answer means the endpoint is wrong.
 _TRANSIENT_FOREIGN_STATUSES = frozenset({500, 502, 503, 504})
-# DynamoDB answers every successful call in its own JSON protocol.
+# DynamoDB answers in its own JSON protocol, errors included.
 _CONTENT_TYPE = "application/x-amz-json"
 
-# Retries of our own, on top of botocore's: cancelled transactions and unprocessed batch keys.
+# Every store call ends within this budget, retries and pauses included: well inside the
+# server's 20 s drain, so a rollout never cuts a call short, and long enough for several
+# backed-off retries of throttling or a refused connection.
+CALL_BUDGET_SECONDS = 5.0
+# One attempt's ceiling. DynamoDB answers in milliseconds; an attempt this slow is lost.
+ATTEMPT_TIMEOUT_SECONDS = 2.0
+CONNECT_TIMEOUT_SECONDS = 1.0
+# Rounds of cancelled transactions and of unprocessed batch keys.
 MAX_ATTEMPTS = 6
 _BACKOFF_BASE_SECONDS = 0.02
 _BACKOFF_CAP_SECONDS = 0.5
+# Connections per process to DynamoDB.
+POOL_SIZE = 64
 
-# Threads and connections per process: a record holds one for a round trip of a few ms.
-POOL_SIZE = 8
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the endpoint answered to one request."""
+
+    status: int
+    content_type: str | None
+    body: bytes
 
 
-def classify(exc: Exception) -> StoreErrorKind | None:
-    """The kind of a botocore error; None for one that only a bug in this service can cause."""
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _THROTTLING_CODES:
-            return StoreErrorKind.THROTTLED
-        if code.isdigit():  # botocore found no DynamoDB error type: someone else answered
-            if status in _TRANSIENT_FOREIGN_STATUSES:
-                return StoreErrorKind.UNAVAILABLE
-            return StoreErrorKind.MISCONFIGURED
-        if code in _MISCONFIGURED_CODES:
-            return StoreErrorKind.MISCONFIGURED
-        if code in _UNAVAILABLE_CODES or status >= 500:
-            return StoreErrorKind.UNAVAILABLE
+# Sends one signed request within a timeout (seconds). A test may wrap it to inject faults.
+Transport = Callable[[Request, float], Awaitable[Answer]]
+
+
+class _Failed(Exception):
+    """One attempt failed. `maybe_applied`: it was sent, and nothing says it was not applied."""
+
+    def __init__(self, kind: StoreErrorKind, reason: str, *, maybe_applied: bool) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.maybe_applied = maybe_applied
+
+
+class _Cancelled(Exception):
+    """A transaction was cancelled; `reasons` has one code per item."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(reasons)
+        self.reasons = reasons
+
+
+def _error_of(answer: Answer) -> tuple[str, str, dict[str, Any]] | None:
+    """DynamoDB's error type, message and body; None for an answer that is not DynamoDB's.
+    The `__type` field marks it, whatever the content type (moto's is `application/json`)."""
+    try:
+        body = json.loads(answer.body)
+        code = str(body["__type"]).rpartition("#")[2]
+    except (ValueError, KeyError, TypeError):
         return None
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError | NoRegionError):
-        return StoreErrorKind.MISCONFIGURED
-    if isinstance(exc, ResponseParserError):
-        return StoreErrorKind.MISCONFIGURED
-    if isinstance(exc, ConnectionError | HTTPClientError):
-        return StoreErrorKind.UNAVAILABLE
-    if isinstance(exc, BotoCoreError):  # credential refresh and other client-side failures
-        return StoreErrorKind.UNAVAILABLE
-    return None
+    return code, str(body.get("message") or body.get("Message") or ""), body
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"dynamodb: {error.get('Code')}: {error.get('Message', '')}".rstrip(": ")
-    return f"dynamodb: {type(exc).__name__}: {exc}"
+def classify(answer: Answer) -> _Failed | _Cancelled | RuntimeError:
+    """What a non-200 answer means. A RuntimeError is an error type this service does not know
+    for a request DynamoDB refused: only a bug here sends such a request."""
+    error = _error_of(answer)
+    if error is None:
+        reason = f"dynamodb: the endpoint answered {answer.status} {answer.content_type!r}"
+        if answer.status in _TRANSIENT_FOREIGN_STATUSES:
+            return _Failed(StoreErrorKind.UNAVAILABLE, reason, maybe_applied=True)
+        return _Failed(StoreErrorKind.MISCONFIGURED, f"{reason}, not DynamoDB", maybe_applied=False)
+    code, message, body = error
+    reason = f"dynamodb: {code}: {message}".rstrip(": ")
+    if code in _THROTTLING_CODES:
+        return _Failed(StoreErrorKind.THROTTLED, reason, maybe_applied=False)
+    if code in _MISCONFIGURED_CODES:
+        return _Failed(StoreErrorKind.MISCONFIGURED, reason, maybe_applied=False)
+    if code == _CANCELLED:
+        reasons = body.get("CancellationReasons")
+        if not reasons:  # one per item, always: without them nothing tells what happened
+            return RuntimeError("transaction cancelled without reasons")
+        return _Cancelled([str(reason.get("Code", "None")) for reason in reasons])
+    if code in _SERVER_ERROR_CODES or answer.status >= 500:
+        return _Failed(StoreErrorKind.UNAVAILABLE, reason, maybe_applied=True)
+    return RuntimeError(f"{reason} (HTTP {answer.status})")
 
 
 class DynamoDBStore:
@@ -126,34 +164,23 @@ class DynamoDBStore:
         *,
         table_name: str,
         idempotency_table_name: str,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        pool_size: int = POOL_SIZE,
-        validate_parameters: bool = True,
+        region: str,
+        endpoint_url: str,
+        credentials: Callable[[], Awaitable[Key | None]] | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: StoreObserver | None = None,
     ) -> None:
         self._table = table_name
         self._keys_table = idempotency_table_name
+        self._region = region
+        self._endpoint = URL(endpoint_url)
+        self._key = credentials or ChainCredentials().key
         self._clock = clock
         self._sleep = sleep
         self._observer = observer or NullObserver()
-        self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="dynamodb")
-        self.client: Any = boto3.session.Session().client(
-            "dynamodb",
-            region_name=region,
-            endpoint_url=endpoint_url,
-            config=Config(
-                retries={"mode": "standard"},
-                connect_timeout=2,
-                read_timeout=5,
-                max_pool_connections=pool_size,
-                # botocore's check of each request's shape; turning it off saved no CPU that
-                # `make bench` could measure, so it stays on (see the README, "Performance").
-                parameter_validation=validate_parameters,
-            ),
-        )
+        self._session: aiohttp.ClientSession | None = None
+        self.transport: Transport = self._post
         # Built once: the increment is the same for every route but the key.
         self._increment_params = {
             "TableName": table_name,
@@ -162,92 +189,174 @@ class DynamoDBStore:
             "ExpressionAttributeValues": {":one": {"N": "1"}},
         }
 
-    # Coroutines: each runs its blocking counterpart on the store's own threads.
-
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(function, *args))
-
     async def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
+        deadline = time.monotonic() + CALL_BUDGET_SECONDS
         if idempotency_key is None:
-            return await self._run(self._record, route)
-        return await self._run(self._record_with_key, route, idempotency_key)
+            return await self._record(route, deadline)
+        return await self._record_with_key(route, idempotency_key, deadline)
 
     async def get(self, route: str) -> int:
-        return await self._run(self._get, route)
+        return await self._get(route, time.monotonic() + CALL_BUDGET_SECONDS)
 
     async def get_many(self, routes: Sequence[str]) -> dict[str, int]:
-        return await self._run(self._get_many, routes)
+        return await self._get_many(routes, time.monotonic() + CALL_BUDGET_SECONDS)
 
     async def ping(self) -> None:
-        await self._run(self._ping)
+        # A read of a key that never exists in each table, with the service's own rights.
+        deadline = time.monotonic() + CALL_BUDGET_SECONDS
+        for table, key in ((self._table, ROUTE_ATTR), (self._keys_table, KEY_ATTR)):
+            await self._call(
+                "GetItem",
+                table,
+                {"TableName": table, "Key": {key: {"S": PROBE_KEY}}},
+                deadline=deadline,
+                repeatable=True,
+            )
 
     async def aclose(self) -> None:
-        self._executor.shutdown(wait=True)
-        self.client.close()
+        if self._session is not None:
+            await self._session.close()
 
-    # Blocking calls, on the store's threads.
+    # One call: its attempts, and what each answer means.
 
-    def _call(self, operation: str, table: str, **params: Any) -> Any:
-        """One DynamoDB call; a failure becomes a StoreError of its kind, or passes as a bug."""
-        try:
-            response = getattr(self.client, operation)(**params)
-        except (ClientError, BotoCoreError, ResponseParserError) as exc:
-            kind = classify(exc)
-            if kind is None:
-                raise
-            raise StoreError(kind, _reason(exc), table=table, operation=operation) from exc
-        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        if not headers.get("content-type", "").startswith(_CONTENT_TYPE):
-            raise StoreError(
-                StoreErrorKind.MISCONFIGURED,
-                f"dynamodb: the endpoint answered {headers.get('content-type')!r}, not DynamoDB",
-                table=table,
-                operation=operation,
+    async def _post(self, request: Request, timeout: float) -> Answer:
+        if self._session is None:  # made here, inside the running event loop
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=POOL_SIZE),
+                skip_auto_headers=("User-Agent",),
             )
-        return response
+        async with self._session.post(
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=CONNECT_TIMEOUT_SECONDS),
+        ) as response:
+            body = await response.read()
+            return Answer(response.status, response.headers.get("Content-Type"), body)
 
-    def _backoff(self, attempt: int) -> None:
+    async def _attempt(self, action: str, payload: dict[str, Any], timeout: float) -> Any:
+        try:
+            key = await self._key()
+        except CredentialsError as exc:
+            raise _Failed(exc.kind, f"dynamodb: {exc.reason}", maybe_applied=False) from None
+        if key is None:
+            raise _Failed(
+                StoreErrorKind.MISCONFIGURED,
+                "dynamodb: no AWS credentials found",
+                maybe_applied=False,
+            )
+        request = signed_dynamo_request(
+            key=key, payload=payload, action=action, region=self._region, endpoint=self._endpoint
+        )
+        try:
+            answer = await self.transport(request, timeout)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # No connection was made, so nothing was sent.
+            raise _Failed(
+                StoreErrorKind.UNAVAILABLE, f"dynamodb: {exc!r}", maybe_applied=False
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # A reset, a late or cut answer: the request may have arrived.
+            raise _Failed(
+                StoreErrorKind.UNAVAILABLE, f"dynamodb: {exc!r}", maybe_applied=True
+            ) from None
+        if answer.status != 200:
+            raise classify(answer)
+        if not (answer.content_type or "").startswith(_CONTENT_TYPE):
+            raise _Failed(
+                StoreErrorKind.MISCONFIGURED,
+                f"dynamodb: the endpoint answered {answer.content_type!r}, not DynamoDB",
+                maybe_applied=False,
+            )
+        try:
+            return json.loads(answer.body)
+        except ValueError:
+            raise _Failed(
+                StoreErrorKind.MISCONFIGURED,
+                "dynamodb: the endpoint answered a body that is not JSON",
+                maybe_applied=False,
+            ) from None
+
+    async def _call(
+        self,
+        action: str,
+        table: str,
+        payload: dict[str, Any],
+        *,
+        deadline: float,
+        repeatable: bool,
+    ) -> Any:
+        """One DynamoDB call, tried again while that cannot count anything twice and the budget
+        lasts. An attempt that was not applied (throttled, never connected) is always tried
+        again; one that may have been applied only if the call is `repeatable`: a read, or a
+        keyed record, whose condition turns a repeat into a no-op."""
+        for attempt in itertools.count():
+            timeout = min(ATTEMPT_TIMEOUT_SECONDS, deadline - time.monotonic())
+            try:
+                return await self._attempt(action, payload, timeout)
+            except _Failed as failure:
+                kind = failure.kind
+                if failure.maybe_applied and not repeatable:
+                    kind = StoreErrorKind.OUTCOME_UNKNOWN
+                pause = self._backoff(attempt)
+                retry = kind in (StoreErrorKind.THROTTLED, StoreErrorKind.UNAVAILABLE)
+                if not retry or time.monotonic() + pause >= deadline:
+                    raise StoreError(kind, failure.reason, table=table, operation=action) from None
+                await self._sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover - count() never ends
+
+    def _backoff(self, attempt: int) -> float:
         """Full jitter: a random wait up to an exponentially growing, capped ceiling."""
         ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
-        self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not cryptography
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+    # The store's calls.
 
     def _increment(self, route: str) -> dict[str, Any]:
         return {**self._increment_params, "Key": {ROUTE_ATTR: {"S": route}}}
 
-    def _record(self, route: str) -> RecordResult:
-        response = self._call(
-            "update_item", self._table, **self._increment(route), ReturnValues="UPDATED_NEW"
+    async def _record(self, route: str, deadline: float) -> RecordResult:
+        response = await self._call(
+            "UpdateItem",
+            self._table,
+            {**self._increment(route), "ReturnValues": "UPDATED_NEW"},
+            deadline=deadline,
+            repeatable=False,
         )
         return RecordResult(count=int(response["Attributes"][COUNT_ATTR]["N"]))
 
-    def _record_with_key(self, route: str, key: str) -> RecordResult:
+    async def _record_with_key(self, route: str, key: str, deadline: float) -> RecordResult:
+        # Written with the key: a key found holding it was written by this very request.
+        writer = secrets.token_hex(16)
         for attempt in range(MAX_ATTEMPTS):
-            reasons = self._record_once(route, key)
-            if not reasons:
-                return RecordResult(count=self._get(route))
+            try:
+                await self._record_once(route, key, writer, deadline)
+            except _Cancelled as cancelled:
+                reasons = cancelled.reasons
+            else:
+                return RecordResult(count=await self._get(route, deadline))
             if reasons[0] == "ConditionalCheckFailed":
-                return self._replay(route, key)
+                return await self._replay(route, key, writer, deadline)
             if _THROTTLING_REASONS.intersection(reasons):
                 raise StoreError(
                     StoreErrorKind.THROTTLED,
                     f"dynamodb: transaction cancelled {reasons}",
                     table=self._table,
-                    operation="transact_write_items",
+                    operation="TransactWriteItems",
                 )
             if "TransactionConflict" not in reasons:
                 raise RuntimeError(f"transaction cancelled: {reasons}")
             self._observer.conflict_retried()
-            self._backoff(attempt)
+            await self._sleep(self._backoff(attempt))
         raise StoreError(
             StoreErrorKind.UNAVAILABLE,
             "dynamodb: transaction conflicts persisted",
             table=self._table,
-            operation="transact_write_items",
+            operation="TransactWriteItems",
         )
 
-    def _record_once(self, route: str, key: str) -> list[str]:
-        """Write the key and the increment in one transaction; the cancellation reasons, if any."""
+    async def _record_once(self, route: str, key: str, writer: str, deadline: float) -> None:
+        """Write the key and the increment in one transaction; raises _Cancelled if cancelled."""
         now = int(self._clock())
         put_key = {
             "TableName": self._keys_table,
@@ -255,53 +364,54 @@ class DynamoDBStore:
                 KEY_ATTR: {"S": key},
                 ROUTE_ATTR: {"S": route},
                 EXPIRES_ATTR: {"N": str(now + IDEMPOTENCY_TTL_SECONDS)},
+                WRITER_ATTR: {"S": writer},
             },
             # TTL deletion lags by up to days, so an expired key is overwritten, not honoured.
             "ConditionExpression": "attribute_not_exists(#key) OR #expires <= :now",
             "ExpressionAttributeNames": {"#key": KEY_ATTR, "#expires": EXPIRES_ATTR},
             "ExpressionAttributeValues": {":now": {"N": str(now)}},
         }
-        try:
-            self._call(
-                "transact_write_items",
-                self._keys_table,
-                TransactItems=[{"Put": put_key}, {"Update": self._increment(route)}],
-            )
-        except ClientError as exc:  # a cancellation is no StoreError: _call passes it on
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = exc.response.get("CancellationReasons")
-            if not reasons:  # one per item, always: without them nothing tells what happened
-                raise RuntimeError("transaction cancelled without reasons") from exc
-            return [str(reason.get("Code", "None")) for reason in reasons]
-        return []
-
-    def _replay(self, route: str, key: str) -> RecordResult:
-        response = self._call(
-            "get_item",
+        await self._call(
+            "TransactWriteItems",
             self._keys_table,
-            TableName=self._keys_table,
-            Key={KEY_ATTR: {"S": key}},
-            ConsistentRead=True,
+            {"TransactItems": [{"Put": put_key}, {"Update": self._increment(route)}]},
+            deadline=deadline,
+            repeatable=True,
         )
-        key_route = response.get("Item", {}).get(ROUTE_ATTR, {}).get("S", route)
+
+    async def _replay(self, route: str, key: str, writer: str, deadline: float) -> RecordResult:
+        response = await self._call(
+            "GetItem",
+            self._keys_table,
+            {"TableName": self._keys_table, "Key": {KEY_ATTR: {"S": key}}, "ConsistentRead": True},
+            deadline=deadline,
+            repeatable=True,
+        )
+        item = response.get("Item", {})
+        key_route = item.get(ROUTE_ATTR, {}).get("S", route)
         if key_route != route:
             raise IdempotencyKeyMismatch(key_route)
-        return RecordResult(count=self._get(route), replayed=True)
+        # This request's own earlier attempt, applied though its answer was lost: not a replay.
+        own = item.get(WRITER_ATTR, {}).get("S") == writer
+        return RecordResult(count=await self._get(route, deadline), replayed=not own)
 
-    def _get(self, route: str) -> int:
-        response = self._call(
-            "get_item",
+    async def _get(self, route: str, deadline: float) -> int:
+        response = await self._call(
+            "GetItem",
             self._table,
-            TableName=self._table,
-            Key={ROUTE_ATTR: {"S": route}},
-            ConsistentRead=True,
-            ProjectionExpression="#count",
-            ExpressionAttributeNames={"#count": COUNT_ATTR},
+            {
+                "TableName": self._table,
+                "Key": {ROUTE_ATTR: {"S": route}},
+                "ConsistentRead": True,
+                "ProjectionExpression": "#count",
+                "ExpressionAttributeNames": {"#count": COUNT_ATTR},
+            },
+            deadline=deadline,
+            repeatable=True,
         )
         return int(response.get("Item", {}).get(COUNT_ATTR, {}).get("N", 0))
 
-    def _get_many(self, routes: Sequence[str]) -> dict[str, int]:
+    async def _get_many(self, routes: Sequence[str], deadline: float) -> dict[str, int]:
         counts = dict.fromkeys(routes, 0)
         request: dict[str, Any] = {
             self._table: {
@@ -312,28 +422,22 @@ class DynamoDBStore:
             }
         }
         for attempt in range(MAX_ATTEMPTS):
-            response = self._call("batch_get_item", self._table, RequestItems=request)
+            response = await self._call(
+                "BatchGetItem",
+                self._table,
+                {"RequestItems": request},
+                deadline=deadline,
+                repeatable=True,
+            )
             for item in response.get("Responses", {}).get(self._table, []):
                 counts[item[ROUTE_ATTR]["S"]] = int(item[COUNT_ATTR]["N"])
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return counts
-            self._backoff(attempt)
+            await self._sleep(self._backoff(attempt))
         raise StoreError(
             StoreErrorKind.UNAVAILABLE,
             "dynamodb: batch keys stayed unprocessed",
             table=self._table,
-            operation="batch_get_item",
-        )
-
-    def _ping(self) -> None:
-        # A read of a key that never exists in each table, with the service's own rights.
-        self._call(
-            "get_item", self._table, TableName=self._table, Key={ROUTE_ATTR: {"S": PROBE_KEY}}
-        )
-        self._call(
-            "get_item",
-            self._keys_table,
-            TableName=self._keys_table,
-            Key={KEY_ATTR: {"S": PROBE_KEY}},
+            operation="BatchGetItem",
         )

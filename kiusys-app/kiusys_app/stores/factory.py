@@ -2,7 +2,7 @@
 
 import logging
 
-from kiusys_app.config import Settings, StoreKind
+from kiusys_app.config import Settings, StoreKind, dynamodb_endpoint
 from kiusys_app.stores.base import CounterStore, StoreObserver
 
 logger = logging.getLogger(__name__)
@@ -11,6 +11,10 @@ logger = logging.getLogger(__name__)
 def open_store(settings: Settings, observer: StoreObserver) -> CounterStore:
     if settings.store is StoreKind.DYNAMODB:
         from kiusys_app.stores.dynamodb import DynamoDBStore
+
+        assert settings.aws_region is not None, "load_settings requires it"
+        endpoint = settings.aws_endpoint_url or dynamodb_endpoint(settings.aws_region)
+        assert endpoint is not None, "load_settings refuses a region of no partition"
 
         logger.info(
             "using store dynamodb: tables %s and %s in %s%s",
@@ -23,7 +27,7 @@ def open_store(settings: Settings, observer: StoreObserver) -> CounterStore:
             table_name=settings.table_name,
             idempotency_table_name=settings.idempotency_table_name,
             region=settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
+            endpoint_url=endpoint,
             observer=observer,
         )
     from kiusys_app.stores.sqlite import SQLiteStore

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 
 from kiusys_app.api.deps import STORE_RESPONSES
 from kiusys_app.models import Health
+from kiusys_app.stores import StoreError, StoreErrorKind
 
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
@@ -40,9 +41,19 @@ class Readiness:
         now = self._clock()
         if self._round is None or now - self._started >= READINESS_REUSE_SECONDS:
             self._started = now
-            self._round = asyncio.ensure_future(self._ping())
+            self._round = asyncio.ensure_future(self._ask_store())
         # A probe that gives up does not cancel the round the others wait for.
         await asyncio.shield(self._round)
+
+    async def _ask_store(self) -> None:
+        """The ping; whatever else it raises, a store that fails it is not ready (503)."""
+        try:
+            await self._ping()
+        except StoreError:
+            raise
+        except Exception as exc:
+            reason = f"readiness: {type(exc).__name__}: {exc}"
+            raise StoreError(StoreErrorKind.UNAVAILABLE, reason) from exc
 
 
 @router.get(LIVENESS_PATH, summary="Liveness: the process answers")

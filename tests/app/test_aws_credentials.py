@@ -1,0 +1,149 @@
+"""The DynamoDB store signs with what botocore's credential chain finds, refreshed off the loop.
+
+Each source is tried on its own, with the others emptied, and a record is made on the moto
+server with the key it yields; the key that signed each request is read from its
+`Authorization` header.
+"""
+
+import asyncio
+import itertools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiodynamo.sign import Request
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from kiusys_app.stores.aws_credentials import ChainCredentials
+from kiusys_app.stores.dynamodb import Answer, DynamoDBStore
+from tests.support.aws import KEYS_TABLE, REGION, TABLE
+
+pytestmark = pytest.mark.anyio
+
+# The script of a `credential_process`: each run writes a new key, valid for `LIFETIME` seconds
+# (inside botocore's refresh window, so every use refreshes it), after `DELAY` seconds.
+PROCESS = """
+import datetime, json, pathlib, sys, time
+runs = pathlib.Path(sys.argv[1])
+run = len(runs.read_text()) if runs.exists() else 0
+runs.write_text("x" * (run + 1))
+time.sleep(float(sys.argv[2]))
+expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=60)
+print(json.dumps({"Version": 1, "AccessKeyId": f"AKIDPROCESS{run}", "SecretAccessKey": "s",
+                  "SessionToken": "t", "Expiration": expires.isoformat()}))
+"""
+
+
+@pytest.fixture
+def no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An environment where botocore's chain finds nothing unless the test adds a source."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return tmp_path
+
+
+class Signers:
+    """Records the access key id that signed each request, then sends it on."""
+
+    def __init__(self, store: DynamoDBStore) -> None:
+        self.key_ids: list[str] = []
+        self._send = store.transport
+        store.transport = self
+
+    async def __call__(self, request: Request, timeout: float) -> Answer:
+        credential = request.headers["Authorization"].split("Credential=")[1]
+        self.key_ids.append(credential.split("/")[0])
+        return await self._send(request, timeout)
+
+
+async def records_with(credentials: ChainCredentials, moto_url: str, times: int = 1) -> list[str]:
+    """Record `times` times on moto with `credentials`; the key ids that signed the writes."""
+    store = DynamoDBStore(
+        table_name=TABLE,
+        idempotency_table_name=KEYS_TABLE,
+        region=REGION,
+        endpoint_url=moto_url,
+        credentials=credentials.key,
+    )
+    signers = Signers(store)
+    try:
+        for number in range(1, times + 1):
+            assert (await store.record("AR1133")).count == number
+    finally:
+        await store.aclose()
+    return signers.key_ids
+
+
+async def test_keys_from_the_environment_sign_accepted_requests(
+    aws: Any, moto_url: str, no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENVIRONMENT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    assert await records_with(ChainCredentials(), moto_url) == ["AKIDENVIRONMENT"]
+
+
+async def test_a_web_identity_token_file_irsa_signs_with_sts_keys(
+    aws: Any, moto_url: str, no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = no_credentials / "token"
+    token.write_text("a-projected-service-account-token")
+    # moto keeps each account's tables apart: the role is in the account that holds them.
+    monkeypatch.setenv("AWS_ROLE_ARN", f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/kiusys-app")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_url)
+    (key_id,) = await records_with(ChainCredentials(), moto_url)
+    assert key_id.startswith("ASIA"), "a temporary key from AssumeRoleWithWebIdentity"
+
+
+def process_config(directory: Path, delay: float) -> Path:
+    script = directory / "credentials.py"
+    script.write_text(PROCESS)
+    runs = directory / "runs"
+    config = directory / "config"
+    config.write_text(f"[default]\ncredential_process = {sys.executable} {script} {runs} {delay}\n")
+    return runs
+
+
+async def test_an_expiring_credential_process_is_run_again_and_its_new_keys_sign(
+    aws: Any, moto_url: str, no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = process_config(no_credentials, delay=0)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(no_credentials / "config"))
+    key_ids = await records_with(ChainCredentials(), moto_url, times=2)
+    assert key_ids == ["AKIDPROCESS1", "AKIDPROCESS2"], "each use found the key near expiry"
+    assert len(runs.read_text()) == 2 + 1, "run once to find it, then once per refresh"
+
+
+async def test_a_slow_refresh_never_blocks_the_event_loop(
+    no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    process_config(no_credentials, delay=0.5)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(no_credentials / "config"))
+    credentials = ChainCredentials()
+    ticks: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    started = time.monotonic()
+    key = await credentials.key()
+    took = time.monotonic() - started
+    ticker.cancel()
+    assert key is not None
+    assert key.id.startswith("AKIDPROCESS")
+    assert took >= 0.5, "the process ran (twice: found, then refreshed)"
+    longest_gap = max(later - earlier for earlier, later in itertools.pairwise(ticks))
+    print(f"key in {took:.2f} s; the loop's longest pause {longest_gap * 1000:.0f} ms")
+    assert longest_gap < 0.2
+
+
+async def test_no_source_at_all_gives_no_key(no_credentials: Path) -> None:
+    assert await ChainCredentials().key() is None
