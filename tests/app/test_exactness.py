@@ -1,6 +1,8 @@
-"""Exactly-once under real concurrency: 3 workers of `kiusys-app`, 30 clients x 20 records each."""
+"""Exactly-once under real concurrency: 3 workers of `kiusys-app`, 40 clients x 20 records each
+(800), plain and keyed; and 50 clients sending one key at once."""
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -13,31 +15,38 @@ from tests.support.processes import app_server
 
 pytestmark = pytest.mark.slow
 
-CLIENTS = 30
+CLIENTS = 40
 RECORDS_PER_CLIENT = 20
 WORKERS = 3
 
 
 def hammer(
-    base_url: str, paths: list[str], headers: Mapping[str, str] | None = None
+    base_url: str,
+    paths: list[str],
+    headers: Mapping[str, str] | None = None,
+    *,
+    keyed: bool = False,
+    clients: int = CLIENTS,
 ) -> Counter[int]:
-    """Each of CLIENTS threads posts every path in `paths`, all starting at once."""
+    """Each of `clients` threads posts every path in `paths`, all starting at once; `keyed`
+    gives each post an Idempotency-Key of its own."""
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
-    barrier = threading.Barrier(CLIENTS)
+    barrier = threading.Barrier(clients)
 
     def client() -> None:
         with httpx.Client(base_url=base_url, timeout=30.0) as http:
             barrier.wait()
             for path in paths:
+                sent = {"Idempotency-Key": uuid.uuid4().hex} if keyed else headers
                 try:
-                    status = http.post(path, headers=headers).status_code
+                    status = http.post(path, headers=sent).status_code
                 except httpx.TransportError:
                     status = 0
                 with lock:
                     statuses[status] += 1
 
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -45,12 +54,12 @@ def hammer(
     return statuses
 
 
-def assert_exact(base_url: str) -> None:
+def assert_exact(base_url: str, *, keyed: bool = False) -> None:
     # Both record calls, interleaved, on one hot route.
     paths = ["/save-transaction/AR1133", "/v1/routes/ar1133/transactions"] * (
         RECORDS_PER_CLIENT // 2
     )
-    statuses = hammer(base_url, paths)
+    statuses = hammer(base_url, paths, keyed=keyed)
     acknowledged = statuses[200] + statuses[201]
     counted = httpx.get(f"{base_url}/get-transaction/AR1133").json()["AR1133"]
     sent = CLIENTS * RECORDS_PER_CLIENT
@@ -59,9 +68,13 @@ def assert_exact(base_url: str) -> None:
     assert acknowledged == sent, f"every record should be acknowledged: {dict(statuses)}"
 
 
+ONE_KEY_CLIENTS = 50
+
+
 def assert_one_key_counts_once(base_url: str) -> None:
-    statuses = hammer(base_url, ["/v1/routes/LA0001/transactions"], {"Idempotency-Key": "same"})
-    assert statuses == Counter({201: 1, 200: CLIENTS - 1})
+    path = ["/v1/routes/LA0001/transactions"]
+    statuses = hammer(base_url, path, {"Idempotency-Key": "same"}, clients=ONE_KEY_CLIENTS)
+    assert statuses == Counter({201: 1, 200: ONE_KEY_CLIENTS - 1})
     assert httpx.get(f"{base_url}/get-transaction/LA0001").json() == {"LA0001": 1}
 
 
@@ -89,6 +102,10 @@ def test_sqlite_counts_exactly(sqlite_server: str) -> None:
 
 def test_dynamodb_counts_exactly(dynamodb_server: str) -> None:
     assert_exact(dynamodb_server)
+
+
+def test_dynamodb_counts_keyed_records_exactly(dynamodb_server: str) -> None:
+    assert_exact(dynamodb_server, keyed=True)
 
 
 def test_sqlite_one_key_counts_once(sqlite_server: str) -> None:
