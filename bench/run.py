@@ -59,9 +59,6 @@ API_KEY = "bench-key-0123456789abcdef"
 WITH_KEYS = {"KIUSYS_API_KEYS": API_KEY}
 WRK_KEY = {"API_KEY": API_KEY}
 ABLATIONS = ("access-log", "metrics", "api-key", "limits")
-# Other settings of the DynamoDB store's pool (threads = connections) and botocore's parameter
-# validation, beside the chosen ones (8, on); 40 is the old shared thread pool's size.
-DYNAMODB_CANDIDATES = ((4, "true"), (16, "true"), (8, "false"), (40, "true"))
 
 
 @dataclass
@@ -362,16 +359,13 @@ def timed_cases(workdir: Path, standin: str) -> list[Case]:
             )
             for label, app in DYNAMODB_APPS
         ),
-        *(
-            (
-                f"record (DynamoDB stand-in), pool {pool}, validation {validate}",
-                "bench.ablated_app:app",
-                {**dynamodb, "BENCH_DYNAMODB_POOL": str(pool), "BENCH_DYNAMODB_VALIDATE": validate},
-                "/save-transaction/AR1133",
-                "post.lua",
-                WRK_KEY,
-            )
-            for pool, validate in DYNAMODB_CANDIDATES
+        (
+            "record (DynamoDB stand-in, the previous store: boto3 on threads)",
+            "bench.ablated_app:app",
+            {**dynamodb, "BENCH_DYNAMODB_CLIENT": "boto3"},
+            "/save-transaction/AR1133",
+            "post.lua",
+            WRK_KEY,
         ),
     ]
     with ExitStack() as stack:

@@ -16,6 +16,7 @@ from kiusys_app.config import (
     Settings,
     StoreKind,
     check_sqlite_path,
+    dynamodb_endpoint,
     load_api_keys,
     load_settings,
 )
@@ -195,6 +196,10 @@ REFUSED = {
         {"AWS_REGION": "Mars"},
         "invalid setting AWS_REGION: String should match pattern",
     ),
+    "region-of-no-partition": (
+        {"KIUSYS_STORE": "dynamodb", "AWS_REGION": "xx-nowhere-9"},
+        "invalid setting AWS_REGION: xx-nowhere-9 is a region of no AWS partition",
+    ),
     "endpoint-url": (
         {"AWS_ENDPOINT_URL": "localhost:4566"},
         "invalid setting AWS_ENDPOINT_URL: String should match pattern",
@@ -369,3 +374,17 @@ def test_a_key_file_without_keys_is_refused_naming_the_file(tmp_path: Path) -> N
     assert str(raised.value).startswith(
         f"invalid setting KIUSYS_API_KEYS_FILE ({keys_file}): it is set but holds no key"
     )
+
+
+@pytest.mark.parametrize(
+    ("region", "endpoint"),
+    [
+        ("us-east-1", "https://dynamodb.us-east-1.amazonaws.com"),
+        ("cn-north-1", "https://dynamodb.cn-north-1.amazonaws.com.cn"),
+        # Not yet listed anywhere, but the aws partition's pattern takes it.
+        ("eu-south-9", "https://dynamodb.eu-south-9.amazonaws.com"),
+        ("xx-nowhere-9", None),
+    ],
+)
+def test_a_regions_endpoint_comes_from_its_partition(region: str, endpoint: str | None) -> None:
+    assert dynamodb_endpoint(region) == endpoint
