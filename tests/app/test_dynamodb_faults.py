@@ -17,9 +17,10 @@ from aiodynamo.sign import Request
 from fastapi.testclient import TestClient
 
 from kiusys_app.api.errors import MISCONFIGURED_DETAIL, OUTCOME_UNKNOWN_DETAIL, TRANSIENT_DETAIL
+from kiusys_app.config import Settings
 from kiusys_app.stores import StoreError, StoreErrorKind, dynamodb
 from kiusys_app.stores.dynamodb import Answer, DynamoDBStore
-from tests.support.app import metric
+from tests.support.app import metric, started_app
 from tests.support.aws import KEYS_TABLE, REGION, TABLE
 from tests.support.processes import free_port
 
@@ -575,3 +576,48 @@ async def test_a_success_that_is_not_dynamodbs_is_misconfigured(
         TABLE,
         "GetItem",
     )
+
+
+# The README's error table, fault by fault: what a record answers, and that readiness fails.
+ERROR_TABLE = {
+    "throttling": (error_answer("ThrottlingException"), 503, TRANSIENT_DETAIL),
+    "access-denied": (error_answer("AccessDeniedException"), 503, MISCONFIGURED_DETAIL),
+    "missing-table": (error_answer("ResourceNotFoundException"), 503, MISCONFIGURED_DETAIL),
+    "foreign-endpoint": (
+        answered(404, "text/html", "<h1>Not Found</h1>"),
+        503,
+        MISCONFIGURED_DETAIL,
+    ),
+    "unknown-error-type": (error_answer("WeirdNewException"), 500, "internal error"),
+}
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "detail"), ERROR_TABLE.values(), ids=ERROR_TABLE.keys()
+)
+def test_each_fault_of_the_error_table_is_answered_as_documented_and_fails_readiness(
+    moto_client: TestClient, short_budget: None, answer: AnswerOf, status: int, detail: str
+) -> None:
+    for action in ("UpdateItem", "GetItem"):
+        Hook(store_of(moto_client), action, 99, answer)
+    response = moto_client.post(RECORD)
+    assert (response.status_code, response.json()["detail"]) == (status, detail)
+    assert moto_client.get("/readyz").status_code == 503
+
+
+@pytest.mark.parametrize("fault", ["refused-connection", "no-credentials"])
+def test_a_refused_connection_or_no_credentials_is_answered_as_documented_and_fails_readiness(
+    request: pytest.FixtureRequest, short_budget: None, fault: str
+) -> None:
+    if fault == "refused-connection":
+        settings = Settings(store="dynamodb", aws_endpoint_url=f"http://127.0.0.1:{free_port()}")
+        expected = TRANSIENT_DETAIL
+    else:
+        request.getfixturevalue("no_credentials")
+        settings = Settings(store="dynamodb", aws_endpoint_url=request.getfixturevalue("moto_url"))
+        expected = MISCONFIGURED_DETAIL
+    with started_app(settings) as client:
+        response = client.post(RECORD)
+        assert (response.status_code, response.json()["detail"]) == (503, expected)
+        ready = client.get("/readyz")
+        assert (ready.status_code, ready.json()["detail"]) == (503, expected)
