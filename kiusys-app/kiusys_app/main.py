@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kiusys_app.api import errors
+from kiusys_app.api import errors, hot_path
 from kiusys_app.api.auth import ApiKeyGate, document_security
 from kiusys_app.api.docs import ASSETS_PATH, DOCS_PATH, add_docs
 from kiusys_app.api.limits import RequestLimits
@@ -68,6 +68,13 @@ def create_app(settings: Settings) -> FastAPI:
     # would also pay FastAPI's matching through them (about a fifth of a `/healthz` call).
     for router in (legacy.router, v1.router, health.router):
         app.router.routes.extend(router.routes)
+    hot_path.add_hot_routes(
+        app.router.routes,
+        {
+            "/save-transaction/{flight_route}": legacy.saved,
+            "/v1/routes/{route}/transactions": v1.recorded,
+        },
+    )
     add_docs(app)
     errors.register(app)
     open_paths = frozenset({DOCS_PATH, app.openapi_url or "", *health.PATHS})

@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, store_of
 from kiusys_app.api.recording import account_for
+from kiusys_app.stores import RecordResult
 
 router = APIRouter(
     tags=["seed-compatible"],
@@ -21,8 +22,12 @@ router = APIRouter(
 async def save_transaction(
     flight_route: RoutePath, request: Request, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    result = await store_of(request).record(flight_route, idempotency_key)
-    return account_for(JSONResponse({flight_route: result.count}), result)
+    return saved(flight_route, await store_of(request).record(flight_route, idempotency_key))
+
+
+def saved(route: str, result: RecordResult) -> JSONResponse:
+    """The record's answer, here and on its hot path (`kiusys_app.api.hot_path`)."""
+    return account_for(JSONResponse({route: result.count}), result)
 
 
 @router.get(

@@ -9,6 +9,7 @@ from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, store_of
 from kiusys_app.api.recording import account_for
 from kiusys_app.models import ROUTE_RULE, FlightRoute, RouteCount
+from kiusys_app.stores import RecordResult
 
 router = APIRouter(
     prefix="/v1",
@@ -29,7 +30,11 @@ MAX_BATCH_ROUTES = 100
 async def record_transaction(
     route: RoutePath, request: Request, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    result = await store_of(request).record(route, idempotency_key)
+    return recorded(route, await store_of(request).record(route, idempotency_key))
+
+
+def recorded(route: str, result: RecordResult) -> JSONResponse:
+    """The record's answer, here and on its hot path (`kiusys_app.api.hot_path`)."""
     answer = JSONResponse(_route_count(route, result.count), status.HTTP_201_CREATED)
     return account_for(answer, result)
 
