@@ -97,10 +97,8 @@ class TickBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().flush()
 
 
-def _json_handler(logger: logging.Logger, *, replace: bool) -> None:
-    """Give `logger` a JSON handler on stderr; with `replace`, drop its plain-text ones."""
-    if replace:
-        logger.handlers = [h for h in logger.handlers if isinstance(h.formatter, JsonFormatter)]
+def _json_handler(logger: logging.Logger) -> None:
+    """Give `logger` a JSON handler on stderr, unless it has one."""
     if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         handler = TickBatchingHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
@@ -109,11 +107,8 @@ def _json_handler(logger: logging.Logger, *, replace: bool) -> None:
 
 
 def configure_logging() -> None:
-    """Every line on stderr is JSON: the service's logs and uvicorn's own.
-
-    uvicorn's access log is silenced (ours replaces it); its server log ("uvicorn" and
-    "uvicorn.error", which propagates to it) gets the same JSON handler as the service.
-    """
+    """Every line the service logs on stderr is JSON (the server's own logger is configured by
+    `kiusys_app.serve`, with the same formatter)."""
     # What the JSON lines never show, LogRecord need not gather: the calling frame, thread,
     # process and multiprocessing names (the "Optimization" table of Python's logging HOWTO).
     # A quarter of what a request's log line cost.
@@ -122,11 +117,8 @@ def configure_logging() -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     service = logging.getLogger("kiusys_app")
-    _json_handler(service, replace=False)
+    _json_handler(service)
     service.setLevel(logging.INFO)
-    _json_handler(logging.getLogger("uvicorn"), replace=True)
-    logging.getLogger("uvicorn.error").propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
 
 
 # The exit status of a start refused for a setting: not 1, which is any crash.

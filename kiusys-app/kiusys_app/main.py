@@ -1,4 +1,4 @@
-"""Assembles the ASGI app: `create_app(settings)`, and the `app` that uvicorn serves."""
+"""Assembles the ASGI app: `create_app(settings)`, and the `app` that `kiusys-app` serves."""
 
 import gc
 import logging

@@ -124,10 +124,6 @@ def test_store_errors_are_answered_and_logged_with_the_request_id(
     }
 
 
-def test_uvicorn_access_log_is_silenced(client: TestClient) -> None:
-    assert logging.getLogger("uvicorn.access").disabled
-
-
 @pytest.mark.parametrize(
     ("path", "label"),
     [
