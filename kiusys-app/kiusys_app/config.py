@@ -3,6 +3,7 @@
 import functools
 import os
 import re
+import ssl
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     aws_endpoint_url: Annotated[
         str | None, Field(validation_alias="AWS_ENDPOINT_URL", pattern=r"^https?://\S+$")
     ] = None
+    # The certificates that an HTTPS endpoint's certificate is checked against, instead of the
+    # system's (an emulator's own CA, as `make local-aws` sets up).
+    aws_ca_bundle: Annotated[Path | None, Field(validation_alias="AWS_CA_BUNDLE")] = None
 
 
 # Shorter keys are guessable; a key is a secret, not a password to remember.
@@ -107,7 +111,19 @@ def load_settings() -> Settings:
             raise ConfigError(
                 f"invalid setting AWS_REGION: {settings.aws_region} is a region of no AWS partition"
             )
+        tls_context(settings)  # a bundle that is set but unusable stops the start-up
     return settings
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS settings for the store's endpoint: the system's CAs, or AWS_CA_BUNDLE's."""
+    try:
+        return ssl.create_default_context(cafile=settings.aws_ca_bundle)
+    except ssl.SSLError as exc:  # a subclass of OSError: first
+        reason = f"no certificate could be read from it ({exc.reason})"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    raise ConfigError(f"invalid setting AWS_CA_BUNDLE: {settings.aws_ca_bundle}: {reason}")
 
 
 @functools.cache

@@ -196,6 +196,14 @@ REFUSED = {
         {"AWS_REGION": "Mars"},
         "invalid setting AWS_REGION: String should match pattern",
     ),
+    "ca-bundle-missing": (
+        {"KIUSYS_STORE": "dynamodb", "AWS_REGION": "us-east-1", "AWS_CA_BUNDLE": "{tmp}/none.pem"},
+        "invalid setting AWS_CA_BUNDLE: {tmp}/none.pem: No such file or directory",
+    ),
+    "ca-bundle-without-certificates": (
+        {"KIUSYS_STORE": "dynamodb", "AWS_REGION": "us-east-1", "AWS_CA_BUNDLE": "{tmp}/a-file"},
+        "invalid setting AWS_CA_BUNDLE: {tmp}/a-file: no certificate could be read from it",
+    ),
     "region-of-no-partition": (
         {"KIUSYS_STORE": "dynamodb", "AWS_REGION": "xx-nowhere-9"},
         "invalid setting AWS_REGION: xx-nowhere-9 is a region of no AWS partition",

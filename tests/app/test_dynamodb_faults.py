@@ -9,6 +9,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,11 +19,12 @@ from fastapi.testclient import TestClient
 
 from kiusys_app.api.errors import MISCONFIGURED_DETAIL, OUTCOME_UNKNOWN_DETAIL, TRANSIENT_DETAIL
 from kiusys_app.config import Settings
-from kiusys_app.stores import StoreError, StoreErrorKind, dynamodb
+from kiusys_app.stores import StoreError, StoreErrorKind
+from kiusys_app.stores import dynamodb as dynamodb_store
 from kiusys_app.stores.dynamodb import Answer, DynamoDBStore
 from tests.support.app import metric, started_app
-from tests.support.aws import KEYS_TABLE, REGION, TABLE
-from tests.support.processes import free_port
+from tests.support.aws import KEYS_TABLE, REGION, TABLE, create_tables, dynamodb
+from tests.support.processes import free_port, moto_server
 
 RECORD = "/v1/routes/AR1133/transactions"
 JSON_PROTOCOL = "application/x-amz-json-1.0"
@@ -96,7 +98,7 @@ def count(client: TestClient) -> int:
 @pytest.fixture
 def short_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """A call budget of 0.3 s, so that a fault that persists gives up quickly."""
-    monkeypatch.setattr(dynamodb, "CALL_BUDGET_SECONDS", 0.3)
+    monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 0.3)
 
 
 LOST_ANSWERS = {
@@ -621,3 +623,18 @@ def test_a_refused_connection_or_no_credentials_is_answered_as_documented_and_fa
         assert (response.status_code, response.json()["detail"]) == (503, expected)
         ready = client.get("/readyz")
         assert (ready.status_code, ready.json()["detail"]) == (503, expected)
+
+
+def test_an_https_endpoint_is_verified_against_aws_ca_bundle(tmp_path: Path) -> None:
+    """What `make local-aws` then `make run` do: moto over HTTPS with a CA of its own."""
+    with moto_server(cert_dir=tmp_path) as emulator:
+        assert emulator.ca_bundle is not None
+        create_tables(dynamodb(emulator.url, verify=str(emulator.ca_bundle)))
+        trusted = Settings(
+            store="dynamodb", aws_endpoint_url=emulator.url, aws_ca_bundle=emulator.ca_bundle
+        )
+        with started_app(trusted) as client:
+            assert client.post(RECORD).json()["transactions"] == 1
+        with started_app(Settings(store="dynamodb", aws_endpoint_url=emulator.url)) as client:
+            refused = client.post(RECORD)
+    assert (refused.status_code, refused.json()["detail"]) == (503, TRANSIENT_DETAIL)

@@ -17,8 +17,8 @@ FAKE_CREDENTIALS = {
 }
 
 
-def dynamodb(endpoint_url: str | None = None) -> Any:
-    return boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url)
+def dynamodb(endpoint_url: str | None = None, verify: str | None = None) -> Any:
+    return boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url, verify=verify)
 
 
 def create_tables(client: Any) -> None:

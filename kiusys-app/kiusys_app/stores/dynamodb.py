@@ -15,6 +15,7 @@ import itertools
 import json
 import random
 import secrets
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,7 @@ class DynamoDBStore:
         region: str,
         endpoint_url: str,
         credentials: Callable[[], Awaitable[Key | None]] | None = None,
+        tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: StoreObserver | None = None,
@@ -176,6 +178,7 @@ class DynamoDBStore:
         self._region = region
         self._endpoint = URL(endpoint_url)
         self._key = credentials or ChainCredentials().key
+        self._tls = tls or ssl.create_default_context()
         self._clock = clock
         self._sleep = sleep
         self._observer = observer or NullObserver()
@@ -222,7 +225,7 @@ class DynamoDBStore:
     async def _post(self, request: Request, timeout: float) -> Answer:
         if self._session is None:  # made here, inside the running event loop
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=POOL_SIZE),
+                connector=aiohttp.TCPConnector(limit=POOL_SIZE, ssl=self._tls),
                 skip_auto_headers=("User-Agent",),
             )
         async with self._session.post(

@@ -2,7 +2,7 @@
 
 import logging
 
-from kiusys_app.config import Settings, StoreKind, dynamodb_endpoint
+from kiusys_app.config import Settings, StoreKind, dynamodb_endpoint, tls_context
 from kiusys_app.stores.base import CounterStore, StoreObserver
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ def open_store(settings: Settings, observer: StoreObserver) -> CounterStore:
             idempotency_table_name=settings.idempotency_table_name,
             region=settings.aws_region,
             endpoint_url=endpoint,
+            tls=tls_context(settings),
             observer=observer,
         )
     from kiusys_app.stores.sqlite import SQLiteStore
