@@ -637,4 +637,4 @@ def test_an_https_endpoint_is_verified_against_aws_ca_bundle(tmp_path: Path) -> 
             assert client.post(RECORD).json()["transactions"] == 1
         with started_app(Settings(store="dynamodb", aws_endpoint_url=emulator.url)) as client:
             refused = client.post(RECORD)
-    assert (refused.status_code, refused.json()["detail"]) == (503, TRANSIENT_DETAIL)
+    assert (refused.status_code, refused.json()["detail"]) == (503, MISCONFIGURED_DETAIL)

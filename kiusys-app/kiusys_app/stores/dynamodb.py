@@ -253,6 +253,11 @@ class DynamoDBStore:
         )
         try:
             answer = await self.transport(request, timeout)
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # Not the endpoint we trust (or AWS_CA_BUNDLE lacks its CA): no retry helps.
+            raise _Failed(
+                StoreErrorKind.MISCONFIGURED, f"dynamodb: {exc!r}", maybe_applied=False
+            ) from None
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # No connection was made, so nothing was sent.
             raise _Failed(
