@@ -124,14 +124,16 @@ async def test_a_slow_refresh_never_blocks_the_event_loop(
     ticker = asyncio.create_task(tick())
     started = time.monotonic()
     key = await credentials.key()
-    took = time.monotonic() - started
+    ended = time.monotonic()
     ticker.cancel()
+    took = ended - started
     assert key is not None
     assert key.id.startswith("AKIDPROCESS")
     assert took >= 0.5, "the process ran (twice: found, then refreshed)"
-    longest_gap = max(later - earlier for earlier, later in itertools.pairwise(ticks))
+    moments = [started, *ticks, ended]
+    longest_gap = max(later - earlier for earlier, later in itertools.pairwise(moments))
     print(f"key in {took:.2f} s; the loop's longest pause {longest_gap * 1000:.0f} ms")
-    assert longest_gap < 0.2
+    assert longest_gap < 0.4, "the process sleeps 0.5 s: run on the loop, it would stop it"
 
 
 async def test_no_source_at_all_gives_no_key(no_credentials: Path) -> None:
