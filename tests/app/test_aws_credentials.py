@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 from aiodynamo.sign import Request
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError, CredentialRetrievalError
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from kiusys_app.stores import StoreError, StoreErrorKind
+from kiusys_app.stores import dynamodb as dynamodb_store
 from kiusys_app.stores.aws_credentials import ChainCredentials
 from kiusys_app.stores.dynamodb import Answer, DynamoDBStore
 from tests.support.aws import KEYS_TABLE, REGION, TABLE
@@ -37,21 +41,24 @@ print(json.dumps({"Version": 1, "AccessKeyId": f"AKIDPROCESS{run}", "SecretAcces
 
 
 class Signers:
-    """Records the access key id that signed each request, then sends it on."""
+    """Records the access key id that signed each request, and its session token, then sends
+    it on."""
 
     def __init__(self, store: DynamoDBStore) -> None:
         self.key_ids: list[str] = []
+        self.tokens: list[str | None] = []
         self._send = store.transport
         store.transport = self
 
     async def __call__(self, request: Request, timeout: float) -> Answer:
         credential = request.headers["Authorization"].split("Credential=")[1]
         self.key_ids.append(credential.split("/")[0])
+        self.tokens.append(request.headers.get("X-Amz-Security-Token"))
         return await self._send(request, timeout)
 
 
-async def records_with(credentials: ChainCredentials, moto_url: str, times: int = 1) -> list[str]:
-    """Record `times` times on moto with `credentials`; the key ids that signed the writes."""
+async def records_with(credentials: ChainCredentials, moto_url: str, times: int = 1) -> Signers:
+    """Record `times` times on moto with `credentials`; what signed the writes."""
     store = DynamoDBStore(
         table_name=TABLE,
         idempotency_table_name=KEYS_TABLE,
@@ -65,7 +72,7 @@ async def records_with(credentials: ChainCredentials, moto_url: str, times: int 
             assert (await store.record("AR1133")).count == number
     finally:
         await store.aclose()
-    return signers.key_ids
+    return signers
 
 
 async def test_keys_from_the_environment_sign_accepted_requests(
@@ -73,7 +80,9 @@ async def test_keys_from_the_environment_sign_accepted_requests(
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENVIRONMENT")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    assert await records_with(ChainCredentials(), moto_url) == ["AKIDENVIRONMENT"]
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "a-session-token")
+    signers = await records_with(ChainCredentials(), moto_url)
+    assert (signers.key_ids, signers.tokens) == (["AKIDENVIRONMENT"], ["a-session-token"])
 
 
 async def test_a_web_identity_token_file_irsa_signs_with_sts_keys(
@@ -85,7 +94,7 @@ async def test_a_web_identity_token_file_irsa_signs_with_sts_keys(
     monkeypatch.setenv("AWS_ROLE_ARN", f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/kiusys-app")
     monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_url)
-    (key_id,) = await records_with(ChainCredentials(), moto_url)
+    (key_id,) = (await records_with(ChainCredentials(), moto_url)).key_ids
     assert key_id.startswith("ASIA"), "a temporary key from AssumeRoleWithWebIdentity"
 
 
@@ -103,7 +112,7 @@ async def test_an_expiring_credential_process_is_run_again_and_its_new_keys_sign
 ) -> None:
     runs = process_config(no_credentials, delay=0)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(no_credentials / "config"))
-    key_ids = await records_with(ChainCredentials(), moto_url, times=2)
+    key_ids = (await records_with(ChainCredentials(), moto_url, times=2)).key_ids
     assert key_ids == ["AKIDPROCESS1", "AKIDPROCESS2"], "each use found the key near expiry"
     assert len(runs.read_text()) == 2 + 1, "run once to find it, then once per refresh"
 
@@ -138,3 +147,74 @@ async def test_a_slow_refresh_never_blocks_the_event_loop(
 
 async def test_no_source_at_all_gives_no_key(no_credentials: Path) -> None:
     assert await ChainCredentials().key() is None
+
+
+class FailingSession:
+    """A botocore session whose credential chain fails as `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get_credentials(self) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "reason"),
+    [
+        (
+            ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not trusted"}},
+                "AssumeRoleWithWebIdentity",
+            ),
+            StoreErrorKind.MISCONFIGURED,
+            "dynamodb: credentials: An error occurred (AccessDenied) when calling the "
+            "AssumeRoleWithWebIdentity operation: not trusted",
+        ),
+        (
+            CredentialRetrievalError(provider="sts", error_msg="timed out"),
+            StoreErrorKind.UNAVAILABLE,
+            "dynamodb: credentials: Error when retrieving credentials from sts: timed out",
+        ),
+    ],
+    ids=["sts-refused", "sts-unreachable"],
+)
+async def test_a_chain_that_fails_is_a_store_error_of_its_kind(
+    moto_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    kind: StoreErrorKind,
+    reason: str,
+) -> None:
+    monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 0.3)
+    credentials = ChainCredentials(session=FailingSession(error))
+    store = DynamoDBStore(
+        table_name=TABLE,
+        idempotency_table_name=KEYS_TABLE,
+        region=REGION,
+        endpoint_url=moto_url,
+        credentials=credentials.key,
+    )
+    with pytest.raises(StoreError) as failed:
+        await store.record("AR1133")  # a plain record: nothing was sent, so nothing is unknown
+    await store.aclose()
+    assert (failed.value.kind, failed.value.reason) == (kind, reason)
+
+
+class CountingSession:
+    """A botocore session whose chain finds static keys, and counts its lookups."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+
+    def get_credentials(self) -> Credentials:
+        self.lookups += 1
+        return Credentials("AKIDSTATIC", "secret")
+
+
+async def test_static_keys_are_looked_up_once() -> None:
+    session = CountingSession()
+    credentials = ChainCredentials(session=session)
+    keys = [await credentials.key() for _ in range(3)]
+    assert [key.id if key else None for key in keys] == ["AKIDSTATIC"] * 3
+    assert session.lookups == 1

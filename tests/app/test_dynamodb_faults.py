@@ -5,6 +5,7 @@ request and the connection, and answers some calls itself: with an error, with s
 is not DynamoDB, or by delivering the request and then losing the answer.
 """
 
+import io
 import json
 import random
 import time
@@ -105,6 +106,7 @@ LOST_ANSWERS = {
     "timeout": raises(TimeoutError()),
     "reset": raises(aiohttp.ServerDisconnectedError()),
     "500": error_answer("InternalServerError", status=500),
+    "proxy-502": answered(502, "text/html", "<h1>Bad Gateway</h1>"),
 }
 
 
@@ -487,7 +489,7 @@ async def test_keyed_record_conflicts_that_persist_are_unavailable(
         ([{"Code": "None"}, {"Code": "ValidationError"}], r"\['None', 'ValidationError'\]$"),
         # An item that did not fail has no code; the cancellation is reported item by item.
         ([{}, {"Code": "X"}], r"\['None', 'X'\]$"),
-        (None, "without reasons"),
+        (None, "^transaction cancelled without reasons$"),
     ],
     ids=["another-reason", "no-code", "no-reasons"],
 )
@@ -591,6 +593,8 @@ ERROR_TABLE = {
         MISCONFIGURED_DETAIL,
     ),
     "unknown-error-type": (error_answer("WeirdNewException"), 500, "internal error"),
+    "html-200": (answered(200, "text/html", "<h1>Welcome</h1>"), 503, MISCONFIGURED_DETAIL),
+    "not-json-200": (answered(200, JSON_PROTOCOL, "{not json"), 503, MISCONFIGURED_DETAIL),
 }
 
 
@@ -625,7 +629,9 @@ def test_a_refused_connection_or_no_credentials_is_answered_as_documented_and_fa
         assert (ready.status_code, ready.json()["detail"]) == (503, expected)
 
 
-def test_an_https_endpoint_is_verified_against_aws_ca_bundle(tmp_path: Path) -> None:
+def test_an_https_endpoint_is_verified_against_aws_ca_bundle(
+    tmp_path: Path, log_output: io.StringIO
+) -> None:
     """What `make local-aws` then `make run` do: moto over HTTPS with a CA of its own."""
     with moto_server(cert_dir=tmp_path) as emulator:
         assert emulator.ca_bundle is not None
@@ -638,3 +644,122 @@ def test_an_https_endpoint_is_verified_against_aws_ca_bundle(tmp_path: Path) -> 
         with started_app(Settings(store="dynamodb", aws_endpoint_url=emulator.url)) as client:
             refused = client.post(RECORD)
     assert (refused.status_code, refused.json()["detail"]) == (503, MISCONFIGURED_DETAIL)
+    (logged,) = [
+        line for line in map(json.loads, log_output.getvalue().splitlines()) if "error" in line
+    ]
+    assert logged["error"].startswith("dynamodb: ClientConnectorCertificateError(")
+
+
+READS = {
+    "check": ("GetItem", "/v1/routes/AR1133/transactions"),
+    "batch": ("BatchGetItem", "/v1/transactions?route=AR1133"),
+    "readiness": ("GetItem", "/readyz"),
+}
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [error_answer("ThrottlingException"), raises(TimeoutError())],
+    ids=["throttled", "answer-lost"],
+)
+@pytest.mark.parametrize(("action", "path"), READS.values(), ids=READS.keys())
+def test_a_read_is_read_again_after_any_transient_fault(
+    moto_client: TestClient, fault: AnswerOf, action: str, path: str
+) -> None:
+    """A read counts nothing, so even an answer lost after sending is asked again."""
+    hook = Hook(store_of(moto_client), action, 1, fault, deliver=True)
+    assert moto_client.get(path).status_code == 200
+    assert hook.calls >= 2
+
+
+def test_a_replays_key_read_is_read_again_after_its_answer_is_lost(
+    moto_client: TestClient,
+) -> None:
+    moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    lost = keys_table_reads(raises(TimeoutError()))
+    Hook(store_of(moto_client), "GetItem", 1, lost, deliver=True)
+    replay = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
+    assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (200, "true")
+
+
+REASONS = {
+    "proxy-502": (
+        answered(502, "text/html", "<h1>Bad Gateway</h1>"),
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: the endpoint answered 502 'text/html'",
+    ),
+    "proxy-404": (
+        answered(404, "text/html", "<h1>Not Found</h1>"),
+        StoreErrorKind.MISCONFIGURED,
+        "dynamodb: the endpoint answered 404 'text/html', not DynamoDB",
+    ),
+    "throttled": (
+        error_answer("ThrottlingException"),
+        StoreErrorKind.THROTTLED,
+        "dynamodb: ThrottlingException: ThrottlingException",
+    ),
+    "500": (
+        error_answer("InternalServerError", status=500),
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: InternalServerError: InternalServerError",
+    ),
+    "answer-lost": (raises(TimeoutError()), StoreErrorKind.UNAVAILABLE, "dynamodb: TimeoutError()"),
+    "html-200": (
+        answered(200, "text/html", "<h1>Welcome</h1>"),
+        StoreErrorKind.MISCONFIGURED,
+        "dynamodb: the endpoint answered 'text/html', not DynamoDB",
+    ),
+    "not-json-200": (
+        answered(200, JSON_PROTOCOL, "{not json"),
+        StoreErrorKind.MISCONFIGURED,
+        "dynamodb: the endpoint answered a body that is not JSON",
+    ),
+    # The type without its namespace, and the message under the other spelling AWS uses.
+    "bare-type": (
+        answered(400, JSON_PROTOCOL, '{"__type": "AccessDeniedException", "Message": "no"}'),
+        StoreErrorKind.MISCONFIGURED,
+        "dynamodb: AccessDeniedException: no",
+    ),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("answer", "kind", "reason"), REASONS.values(), ids=REASONS.keys())
+async def test_each_failure_has_its_kind_and_a_reason_that_names_it(
+    moto_store: Callable[..., DynamoDBStore],
+    short_budget: None,
+    answer: AnswerOf,
+    kind: StoreErrorKind,
+    reason: str,
+) -> None:
+    error = await store_error_of(moto_store, lambda store: store.get("AR1133"), {"GetItem": answer})
+    assert (error.kind, error.reason) == (kind, reason)
+
+
+@pytest.mark.anyio
+async def test_an_unknown_error_type_is_a_bug_that_names_it(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
+    store = moto_store()
+    Hook(store, "GetItem", 99, error_answer("WeirdNewException"))
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            await store.get("AR1133")
+    finally:
+        await store.aclose()
+    assert str(failed.value) == "dynamodb: WeirdNewException: WeirdNewException (HTTP 400)"
+
+
+@pytest.mark.anyio
+async def test_a_refused_replay_read_names_the_key_table(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
+    store = moto_store()
+    await store.record("AR1133", "order-1")
+    Hook(store, "GetItem", 99, keys_table_reads(error_answer("AccessDeniedException")))
+    try:
+        with pytest.raises(StoreError) as failed:
+            await store.record("AR1133", "order-1")
+    finally:
+        await store.aclose()
+    assert (failed.value.table, failed.value.operation) == (KEYS_TABLE, "GetItem")

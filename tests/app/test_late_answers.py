@@ -6,8 +6,11 @@ attempt's timeout. What it may do then decides whether a record is counted twice
 
 from typing import Any
 
+import pytest
+
 from kiusys_app.api.errors import OUTCOME_UNKNOWN_DETAIL
 from kiusys_app.config import Settings
+from kiusys_app.stores import dynamodb as dynamodb_store
 from kiusys_app.stores.dynamodb import ATTEMPT_TIMEOUT_SECONDS
 from tests.support.app import metric, started_app
 from tests.support.aws import TABLE
@@ -51,3 +54,17 @@ def test_a_first_time_keyed_record_answered_late_is_no_replay(aws: Any, moto_url
     assert (retried.status_code, retried.headers["Idempotent-Replayed"]) == (200, "true")
     assert metric("kiusys_idempotent_replays_total") == replays + 1
     assert stored(aws, "AR1001") == 1
+
+
+def test_the_budget_also_bounds_one_attempt(
+    aws: Any, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 0.3 s of budget left, an attempt waits 0.3 s, not its own 2 s."""
+    monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 0.3)
+    with (
+        delaying_proxy(moto_url, "GetItem", HOLD_SECONDS) as proxy,
+        started_app(Settings(store="dynamodb", aws_endpoint_url=proxy.url)) as client,
+    ):
+        response = client.get("/v1/routes/AR1001/transactions")
+    assert response.status_code == 503
+    assert response.elapsed.total_seconds() < 1.0

@@ -11,7 +11,6 @@ loop retries a 500 and a dropped connection, which may repeat an applied write.
 """
 
 import asyncio
-import itertools
 import json
 import random
 import secrets
@@ -225,8 +224,7 @@ class DynamoDBStore:
     async def _post(self, request: Request, timeout: float) -> Answer:
         if self._session is None:  # made here, inside the running event loop
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=POOL_SIZE, ssl=self._tls),
-                skip_auto_headers=("User-Agent",),
+                connector=aiohttp.TCPConnector(limit=POOL_SIZE, ssl=self._tls)
             )
         async with self._session.post(
             request.url,
@@ -298,7 +296,8 @@ class DynamoDBStore:
         lasts. An attempt that was not applied (throttled, never connected) is always tried
         again; one that may have been applied only if the call is `repeatable`: a read, or a
         keyed record, whose condition turns a repeat into a no-op."""
-        for attempt in itertools.count():
+        attempt = 0
+        while True:
             timeout = min(ATTEMPT_TIMEOUT_SECONDS, deadline - time.monotonic())
             try:
                 return await self._attempt(action, payload, timeout)
@@ -311,7 +310,7 @@ class DynamoDBStore:
                 if not retry or time.monotonic() + pause >= deadline:
                     raise StoreError(kind, failure.reason, table=table, operation=action) from None
                 await self._sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover - count() never ends
+                attempt += 1
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: a random wait up to an exponentially growing, capped ceiling."""
