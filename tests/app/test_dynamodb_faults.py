@@ -763,3 +763,22 @@ async def test_a_refused_replay_read_names_the_key_table(
     finally:
         await store.aclose()
     assert (failed.value.table, failed.value.operation) == (KEYS_TABLE, "GetItem")
+
+
+@pytest.mark.anyio
+async def test_retries_back_off_exponentially_from_20_ms(
+    moto_store: Callable[..., DynamoDBStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the top of each jitter range
+    store = moto_store(sleep=sleep)
+    Hook(store, "GetItem", 4, error_answer("ThrottlingException"))
+    try:
+        assert await store.get("AR1133") == 0
+    finally:
+        await store.aclose()
+    assert slept == [0.02, 0.04, 0.08, 0.16]
