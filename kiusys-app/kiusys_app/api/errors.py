@@ -1,7 +1,8 @@
 """Every error answer, in one place: JSON in FastAPI's `{"detail": ...}` shape.
 
 Store errors by kind: a transient one is 503 with `Retry-After`; a misconfigured store, or a
-write whose outcome is unknown, is 503 without it, and one log line tells the operator the cause. Neither body names a table or an ARN.
+write whose outcome is unknown, is 503 without it, and one log line tells the operator the
+cause. No body names a table or an ARN.
 Unexpected errors become a JSON 500 in `RequestObservability`, the outermost middleware.
 """
 

@@ -16,11 +16,10 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from kiusys_app.models import IDEMPOTENCY_KEY_MAX_LENGTH, normalize_route
+from kiusys_app.models import IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN, normalize_route
 from kiusys_app.stores import CounterStore, RecordResult
 
-# IDEMPOTENCY_KEY_PATTERN with IDEMPOTENCY_KEY_MAX_LENGTH, as one expression.
-_VALID_KEY = re.compile(rf"[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}")
+_VALID_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _KEY_HEADER = b"idempotency-key"
 
 # Builds a record route's answer from the route and the store's result.
@@ -54,7 +53,10 @@ class _HotRecord:
         if not keys:
             return route, None
         key = keys[0].decode("latin-1")  # as Starlette decodes it
-        return (route, key) if len(keys) == 1 and _VALID_KEY.fullmatch(key) else None
+        valid = (
+            len(keys) == 1 and len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH and _VALID_KEY.fullmatch(key)
+        )
+        return (route, key) if valid else None
 
 
 def add_hot_routes(routes: list[BaseRoute], answers: Mapping[str, Answer]) -> None:
