@@ -59,14 +59,7 @@ async def store(
     if request.param == "sqlite":
         opened = SQLiteStore(tmp_path / "counts.sqlite3", clock=clock)
     else:
-        opened = DynamoDBStore(
-            table_name=TABLE,
-            idempotency_table_name=KEYS_TABLE,
-            region=REGION,
-            endpoint_url=request.getfixturevalue("moto_url"),
-            clock=clock,
-        )
-        request.getfixturevalue("aws")
+        opened = request.getfixturevalue("moto_store")(clock=clock)
     yield opened
     await opened.aclose()
 
@@ -110,6 +103,17 @@ def no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return tmp_path
+
+
+@pytest.fixture
+def moto_store(aws: Any, moto_url: str) -> Callable[..., DynamoDBStore]:
+    """Makes stores on the moto server (each test closes its own)."""
+
+    def make(**options: Any) -> DynamoDBStore:
+        settings = {"region": REGION, "endpoint_url": moto_url, **options}
+        return DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, **settings)
+
+    return make
 
 
 @pytest.fixture(scope="session")

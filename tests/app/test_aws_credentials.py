@@ -9,8 +9,8 @@ import asyncio
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiodynamo.sign import Request
@@ -22,7 +22,6 @@ from kiusys_app.stores import StoreError, StoreErrorKind
 from kiusys_app.stores import dynamodb as dynamodb_store
 from kiusys_app.stores.aws_credentials import ChainCredentials
 from kiusys_app.stores.dynamodb import Answer, DynamoDBStore
-from tests.support.aws import KEYS_TABLE, REGION, TABLE
 
 pytestmark = pytest.mark.anyio
 
@@ -57,15 +56,11 @@ class Signers:
         return await self._send(request, timeout)
 
 
-async def records_with(credentials: ChainCredentials, moto_url: str, times: int = 1) -> Signers:
+async def records_with(
+    credentials: ChainCredentials, moto_store: Callable[..., DynamoDBStore], times: int = 1
+) -> Signers:
     """Record `times` times on moto with `credentials`; what signed the writes."""
-    store = DynamoDBStore(
-        table_name=TABLE,
-        idempotency_table_name=KEYS_TABLE,
-        region=REGION,
-        endpoint_url=moto_url,
-        credentials=credentials.key,
-    )
+    store = moto_store(credentials=credentials.key)
     signers = Signers(store)
     try:
         for number in range(1, times + 1):
@@ -76,17 +71,20 @@ async def records_with(credentials: ChainCredentials, moto_url: str, times: int 
 
 
 async def test_keys_from_the_environment_sign_accepted_requests(
-    aws: Any, moto_url: str, no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+    moto_store: Callable[..., DynamoDBStore], no_credentials: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENVIRONMENT")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "a-session-token")
-    signers = await records_with(ChainCredentials(), moto_url)
+    signers = await records_with(ChainCredentials(), moto_store)
     assert (signers.key_ids, signers.tokens) == (["AKIDENVIRONMENT"], ["a-session-token"])
 
 
 async def test_a_web_identity_token_file_irsa_signs_with_sts_keys(
-    aws: Any, moto_url: str, no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+    moto_store: Callable[..., DynamoDBStore],
+    moto_url: str,
+    no_credentials: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token = no_credentials / "token"
     token.write_text("a-projected-service-account-token")
@@ -94,7 +92,7 @@ async def test_a_web_identity_token_file_irsa_signs_with_sts_keys(
     monkeypatch.setenv("AWS_ROLE_ARN", f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/kiusys-app")
     monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_url)
-    (key_id,) = (await records_with(ChainCredentials(), moto_url)).key_ids
+    (key_id,) = (await records_with(ChainCredentials(), moto_store)).key_ids
     assert key_id.startswith("ASIA"), "a temporary key from AssumeRoleWithWebIdentity"
 
 
@@ -108,11 +106,11 @@ def process_config(directory: Path, delay: float) -> Path:
 
 
 async def test_an_expiring_credential_process_is_run_again_and_its_new_keys_sign(
-    aws: Any, moto_url: str, no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+    moto_store: Callable[..., DynamoDBStore], no_credentials: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs = process_config(no_credentials, delay=0)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(no_credentials / "config"))
-    key_ids = (await records_with(ChainCredentials(), moto_url, times=2)).key_ids
+    key_ids = (await records_with(ChainCredentials(), moto_store, times=2)).key_ids
     assert key_ids == ["AKIDPROCESS1", "AKIDPROCESS2"], "each use found the key near expiry"
     assert len(runs.read_text()) == 2 + 1, "run once to find it, then once per refresh"
 
@@ -180,21 +178,14 @@ class FailingSession:
     ids=["sts-refused", "sts-unreachable"],
 )
 async def test_a_chain_that_fails_is_a_store_error_of_its_kind(
-    moto_url: str,
+    moto_store: Callable[..., DynamoDBStore],
     monkeypatch: pytest.MonkeyPatch,
     error: Exception,
     kind: StoreErrorKind,
     reason: str,
 ) -> None:
     monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 0.3)
-    credentials = ChainCredentials(session=FailingSession(error))
-    store = DynamoDBStore(
-        table_name=TABLE,
-        idempotency_table_name=KEYS_TABLE,
-        region=REGION,
-        endpoint_url=moto_url,
-        credentials=credentials.key,
-    )
+    store = moto_store(credentials=ChainCredentials(session=FailingSession(error)).key)
     with pytest.raises(StoreError) as failed:
         await store.record("AR1133")  # a plain record: nothing was sent, so nothing is unknown
     await store.aclose()

@@ -24,7 +24,7 @@ from kiusys_app.stores import StoreError, StoreErrorKind
 from kiusys_app.stores import dynamodb as dynamodb_store
 from kiusys_app.stores.dynamodb import Answer, DynamoDBStore
 from tests.support.app import metric, started_app
-from tests.support.aws import KEYS_TABLE, REGION, TABLE, create_tables, dynamodb
+from tests.support.aws import KEYS_TABLE, TABLE, create_tables, dynamodb
 from tests.support.processes import free_port, moto_server
 
 RECORD = "/v1/routes/AR1133/transactions"
@@ -170,14 +170,18 @@ NOT_APPLIED = {
     "throttled": (error_answer("ProvisionedThroughputExceededException"), "throttled"),
     "never-connected": (raises(aiohttp.ConnectionTimeoutError()), "unavailable"),
 }
-
-
-@pytest.mark.parametrize("fault", NOT_APPLIED.values(), ids=NOT_APPLIED.keys())
-@pytest.mark.parametrize(
+each_fault_not_applied = pytest.mark.parametrize(
+    "fault", NOT_APPLIED.values(), ids=NOT_APPLIED.keys()
+)
+plain_and_keyed = pytest.mark.parametrize(
     ("action", "headers"),
     [("UpdateItem", {}), ("TransactWriteItems", {"Idempotency-Key": "order-1"})],
     ids=["plain", "keyed"],
 )
+
+
+@each_fault_not_applied
+@plain_and_keyed
 def test_what_was_not_applied_is_retried_then_succeeds(
     moto_client: TestClient, fault: tuple[AnswerOf, str], action: str, headers: dict[str, str]
 ) -> None:
@@ -189,12 +193,8 @@ def test_what_was_not_applied_is_retried_then_succeeds(
     assert count(moto_client) == 1
 
 
-@pytest.mark.parametrize("fault", NOT_APPLIED.values(), ids=NOT_APPLIED.keys())
-@pytest.mark.parametrize(
-    ("action", "headers"),
-    [("UpdateItem", {}), ("TransactWriteItems", {"Idempotency-Key": "order-1"})],
-    ids=["plain", "keyed"],
-)
+@each_fault_not_applied
+@plain_and_keyed
 def test_what_stays_unapplied_is_503_with_retry_after_within_the_budget(
     moto_client: TestClient,
     short_budget: None,
@@ -300,17 +300,6 @@ def test_a_key_gone_since_its_transaction_failed_is_still_a_replay(
     replay = moto_client.post(RECORD, headers={"Idempotency-Key": "order-1"})
     assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (200, "true")
     assert replay.json()["transactions"] == 1
-
-
-@pytest.fixture
-def moto_store(aws: Any, moto_url: str) -> Callable[..., DynamoDBStore]:
-    """Makes stores on the moto server (each test closes its own)."""
-
-    def make(**options: Any) -> DynamoDBStore:
-        settings = {"region": REGION, "endpoint_url": moto_url, **options}
-        return DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, **settings)
-
-    return make
 
 
 async def store_error_of(
