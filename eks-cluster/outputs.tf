@@ -18,6 +18,11 @@ output "kubernetes_version" {
   value       = aws_eks_cluster.this.version
 }
 
+output "metrics_server_chart_version" {
+  description = "Version of the metrics-server Helm chart pinned for kubernetes_version (addons.tf), for the runbook's helm command."
+  value       = local.pinned_addons["metrics-server"]
+}
+
 output "app_role_arn" {
   description = "IAM role for the app's ServiceAccount (IRSA); goes into its eks.amazonaws.com/role-arn annotation."
   value       = aws_iam_role.irsa["app"].arn
@@ -79,7 +84,7 @@ output "certificate_validation_records" {
 
 output "hosted_zone_id" {
   description = "The Route53 hosted zone that external-dns may change, or an empty string without one."
-  value       = coalesce(var.hosted_zone_id, "")
+  value       = local.route53_zone ? var.hosted_zone_id : ""
 }
 
 output "external_dns_role_arn" {

@@ -4,6 +4,9 @@ The tests in this module share one applied stack and run in file order; the last
 """
 
 import json
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,9 +16,10 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.kubernetes.conftest import find, render
 from tests.support.aws import REGION
-from tests.support.processes import Emulator, moto_server
-from tests.support.terraform import ROOTS, Workspace
+from tests.support.processes import REPO_ROOT, Emulator, moto_server
+from tests.support.terraform import ROOTS, Workspace, load_hcl
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +34,38 @@ MOTO_DRIFT = {
 }
 
 
+# What the runbook's default commands pass (steps 3 to 5, no OPTIONAL line): the region to every
+# root, and the operator's own address to the cluster's API endpoint.
+OPERATOR_CIDR = "203.0.113.7/32"
+RUNBOOK_DEFAULTS: dict[str, dict[str, Any]] = {
+    **{root: {"region": REGION} for root in ROOTS},
+    "eks-cluster": {"region": REGION, "public_access_cidrs": [OPERATOR_CIDR]},
+}
+
+# The optional inputs, all set: a test domain in a hosted zone the test makes, one admin, and
+# the GitHub repository whose workflows push and deploy.
+DOMAIN = "api.kiusys.test"
+ADMIN = "arn:aws:iam::123456789012:role/platform-admins"
+GITHUB_REPOSITORY = "example-org/kiusys"
+GITHUB_DEPLOY_ROLE = "arn:aws:iam::123456789012:role/kiusys-github-deploy"
+GITHUB_ISSUER = "token.actions.githubusercontent.com"
+CLUSTER_LOG_GROUP = "/aws/eks/kiusys/cluster"
+
+
+@dataclass
+class DefaultPath:
+    """What the runbook's default path left: each root's outputs and its re-plan's changes."""
+
+    outputs: dict[str, dict[str, Any]]
+    replan_changes: dict[str, set[str]]
+
+
 @dataclass
 class Stack:
     workspace: Workspace
     ca_bundle: Path
     resource_counts: dict[str, int]
+    default_path: DefaultPath
 
     def client(self, service: str) -> Any:
         return boto3.client(
@@ -48,16 +79,6 @@ class Stack:
         return self.workspace.output(root, name)
 
 
-# The optional inputs, all set: a test domain in a hosted zone the test makes, one admin, and
-# the GitHub repository whose workflows push and deploy.
-DOMAIN = "api.kiusys.test"
-ADMIN = "arn:aws:iam::123456789012:role/platform-admins"
-GITHUB_REPOSITORY = "example-org/kiusys"
-GITHUB_DEPLOY_ROLE = "arn:aws:iam::123456789012:role/kiusys-github-deploy"
-GITHUB_ISSUER = "token.actions.githubusercontent.com"
-CLUSTER_LOG_GROUP = "/aws/eks/kiusys/cluster"
-
-
 def hosted_zone(emulator: Emulator) -> str:
     route53 = boto3.client(
         "route53", region_name=REGION, endpoint_url=emulator.url, verify=str(emulator.ca_bundle)
@@ -66,30 +87,109 @@ def hosted_zone(emulator: Emulator) -> str:
     return str(zone["Id"]).rsplit("/", 1)[-1]
 
 
+def replan_changes(workspace: Workspace, root: str) -> set[str]:
+    """The addresses that a plan of `root` would create, change or destroy."""
+    plan_file = workspace.root(root) / "replan.tfplan"
+    workspace.run(root, "plan", "-no-color", f"-out={plan_file}")
+    plan = json.loads(workspace.run(root, "show", "-json", str(plan_file)).stdout)
+    return {
+        change["address"]
+        for change in plan.get("resource_changes", [])
+        if change["change"]["actions"] not in (["no-op"], ["read"])
+    }
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, provider_mirror: Path) -> Iterator[Stack]:
+    """The four roots applied as the runbook's default path does, re-planned, then applied again
+    with every optional input."""
     directory = tmp_path_factory.mktemp("terraform")
     with moto_server(cert_dir=directory / "tls") as emulator:
         assert emulator.ca_bundle is not None
         workspace = Workspace(directory / "roots", emulator)
-        workspace.set_variables("ecr-repo", {"github_repository": GITHUB_REPOSITORY})
-        workspace.set_variables(
-            "eks-cluster",
-            {
+        started = time.monotonic()
+        for root in ROOTS:
+            workspace.set_variables(root, RUNBOOK_DEFAULTS[root])
+            workspace.init(root)
+            workspace.apply(root)
+        default_path = DefaultPath(
+            outputs={root: workspace.outputs(root) for root in ROOTS},
+            replan_changes={root: replan_changes(workspace, root) for root in ROOTS},
+        )
+        print(f"default path applied and re-planned in {time.monotonic() - started:.0f}s")
+        optional = {
+            "ecr-repo": {"github_repository": GITHUB_REPOSITORY},
+            "eks-cluster": {
                 "domain_name": DOMAIN,
                 "hosted_zone_id": hosted_zone(emulator),
                 "admin_principal_arns": [ADMIN],
                 "github_repository": GITHUB_REPOSITORY,
             },
-        )
-        started = time.monotonic()
+        }
         counts = {}
         for root in ROOTS:
-            workspace.init(root)
-            workspace.apply(root)
+            if root in optional:
+                workspace.set_variables(root, {**RUNBOOK_DEFAULTS[root], **optional[root]})
+                workspace.apply(root)
             counts[root] = len(workspace.state_resources(root))
         print(f"applied {counts} in {time.monotonic() - started:.0f}s")
-        yield Stack(workspace, emulator.ca_bundle, counts)
+        yield Stack(workspace, emulator.ca_bundle, counts, default_path)
+
+
+@pytest.mark.parametrize("root", ROOTS)
+def test_the_runbooks_default_path_applies_and_replans_with_no_change(
+    stack: Stack, root: str
+) -> None:
+    changed = stack.default_path.replan_changes[root]
+    allowed = MOTO_DRIFT if root == "eks-cluster" else set()
+    assert changed <= allowed, f"unexpected drift: {sorted(changed - allowed)}"
+
+
+def test_the_default_path_has_no_domain_and_empty_dns_outputs(stack: Stack) -> None:
+    outputs = stack.default_path.outputs["eks-cluster"]
+    for name in ("domain_name", "hosted_zone_id", "certificate_arn", "external_dns_role_arn"):
+        assert outputs[name] == "", name
+    assert outputs["certificate_validation_records"] == []
+    assert "github_deploy_role_arn" not in outputs, "null: no GitHub role"
+
+
+def test_configure_renders_the_deploy_from_the_default_outputs(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Step 8 on the default path: no domain, so the runbook opts in to plain HTTP."""
+    shutil.copytree(REPO_ROOT / "kubernetes", tmp_path / "kubernetes")
+    outputs = {
+        f"TF_OUTPUT_{name.upper()}": value
+        for root in ("ecr-repo", "eks-cluster")
+        for name, value in stack.default_path.outputs[root].items()
+        if isinstance(value, str)
+    }
+    result = subprocess.run(
+        [str(tmp_path / "kubernetes" / "configure.sh"), "1.4.2"],
+        env={**os.environ, **outputs, "SEND_API_KEYS_IN_CLEAR_TEXT": "yes"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = render(tmp_path / "build" / "deploy")
+    (container,) = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["image"] == f"{outputs['TF_OUTPUT_REPOSITORY_URL']}:1.4.2"
+    annotations = find(rendered, "ServiceAccount", "kiusys-app")["metadata"]["annotations"]
+    assert annotations["eks.amazonaws.com/role-arn"] == outputs["TF_OUTPUT_APP_ROLE_ARN"]
+    service = find(rendered, "Service", "kiusys-app")
+    assert [p["port"] for p in service["spec"]["ports"]] == [80]
+
+
+def test_a_kubernetes_version_without_pinned_addons_is_refused_at_plan(stack: Stack) -> None:
+    result = stack.workspace.run(
+        "eks-cluster", "plan", "-no-color", "-var=kubernetes_version=1.99", check=False
+    )
+    assert result.returncode == 1
+    assert "kubernetes_version has no pinned add-on versions" in result.stderr
+    assert "addon_versions in addons.tf" in result.stderr
 
 
 @pytest.mark.parametrize("root", ["s3-backends", "dynamodb", "ecr-repo"])
@@ -99,15 +199,7 @@ def test_replan_shows_no_changes(stack: Stack, root: str) -> None:
 
 
 def test_eks_cluster_replan_changes_only_what_moto_cannot_hold(stack: Stack) -> None:
-    workspace = stack.workspace
-    plan_file = workspace.root("eks-cluster") / "replan.tfplan"
-    workspace.run("eks-cluster", "plan", "-no-color", f"-out={plan_file}")
-    plan = json.loads(workspace.run("eks-cluster", "show", "-json", str(plan_file)).stdout)
-    changed = {
-        change["address"]
-        for change in plan.get("resource_changes", [])
-        if change["change"]["actions"] not in (["no-op"], ["read"])
-    }
+    changed = replan_changes(stack.workspace, "eks-cluster")
     print(f"eks-cluster re-plan changes: {sorted(changed)}")
     assert changed <= MOTO_DRIFT, f"unexpected drift: {sorted(changed - MOTO_DRIFT)}"
 
@@ -238,7 +330,7 @@ def test_node_role_holds_only_the_worker_policies(stack: Stack) -> None:
     assert iam.list_role_policies(RoleName="kiusys-node")["PolicyNames"] == []
 
 
-def test_cluster_is_logged_encrypted_and_private_by_default(stack: Stack) -> None:
+def test_cluster_is_logged_encrypted_and_open_only_to_the_operator(stack: Stack) -> None:
     cluster = stack.client("eks").describe_cluster(name="kiusys")["cluster"]
     enabled = [t for s in cluster["logging"]["clusterLogging"] if s["enabled"] for t in s["types"]]
     assert sorted(enabled) == [
@@ -249,8 +341,12 @@ def test_cluster_is_logged_encrypted_and_private_by_default(stack: Stack) -> Non
         "scheduler",
     ]
     assert cluster["encryptionConfig"][0]["resources"] == ["secrets"]
-    assert cluster["resourcesVpcConfig"]["endpointPublicAccess"] is False
-    assert cluster["resourcesVpcConfig"]["endpointPrivateAccess"] is True
+    endpoint = cluster["resourcesVpcConfig"]
+    assert (endpoint["endpointPublicAccess"], endpoint["publicAccessCidrs"]) == (
+        True,
+        [OPERATOR_CIDR],
+    )
+    assert endpoint["endpointPrivateAccess"] is True
     assert cluster["version"] == "1.35"
 
 
@@ -292,21 +388,21 @@ def test_vpc_spans_three_zones_with_tagged_subnets(stack: Stack) -> None:
     assert default_group["IpPermissions"] == default_group["IpPermissionsEgress"] == []
 
 
-def test_addons_are_managed_and_the_network_policy_agent_is_on(stack: Stack) -> None:
+def test_addons_are_managed_at_their_pins_and_the_network_policy_agent_is_on(
+    stack: Stack,
+) -> None:
     eks = stack.client("eks")
-    assert sorted(eks.list_addons(clusterName="kiusys")["addons"]) == [
-        "coredns",
-        "kube-proxy",
-        "metrics-server",
-        "vpc-cni",
-    ]
-    cni = eks.describe_addon(clusterName="kiusys", addonName="vpc-cni")["addon"]
+    (addons,) = load_hcl(REPO_ROOT / "eks-cluster" / "addons.tf")["locals"]
+    pins = dict(addons["addon_versions"]["1.35"])
+    # metrics-server's pin is its Helm chart's version, for the runbook's helm command.
+    assert stack.output("eks-cluster", "metrics_server_chart_version") == pins.pop("metrics-server")
+    installed = {
+        name: eks.describe_addon(clusterName="kiusys", addonName=name)["addon"]
+        for name in eks.list_addons(clusterName="kiusys")["addons"]
+    }
+    assert {name: addon["addonVersion"] for name, addon in installed.items()} == pins
+    cni = installed["vpc-cni"]
     assert json.loads(cni["configurationValues"]) == {"enableNetworkPolicy": "true"}
-    for name in ("vpc-cni", "coredns", "kube-proxy", "metrics-server"):
-        addon = eks.describe_addon(clusterName="kiusys", addonName=name)["addon"]
-        offered = eks.describe_addon_versions(addonName=name, kubernetesVersion="1.35")
-        (version,) = offered["addons"][0]["addonVersions"]
-        assert addon["addonVersion"] == version["addonVersion"], "the newest for the cluster"
 
 
 def test_cluster_stays_in_standard_support_with_named_admins(stack: Stack) -> None:

@@ -250,6 +250,11 @@ class Workspace:
         raw = self.run(root, "output", "-json", name).stdout
         return json.loads(raw)
 
+    def outputs(self, root: str) -> dict[str, Any]:
+        """Every output of `root`, by name."""
+        raw = json.loads(self.run(root, "output", "-json").stdout)
+        return {name: output["value"] for name, output in raw.items()}
+
     def state_resources(self, root: str) -> list[str]:
         listed = self.run(root, "state", "list").stdout.split()
         return [a for a in listed if not a.startswith("data.")]
