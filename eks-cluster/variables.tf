@@ -29,6 +29,11 @@ variable "kubernetes_version" {
     condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
     error_message = "kubernetes_version must be a minor version such as 1.35."
   }
+
+  validation {
+    condition     = contains(keys(local.addon_versions), var.kubernetes_version)
+    error_message = "kubernetes_version has no pinned add-on versions: add its row to addon_versions in addons.tf (aws eks describe-addon-versions lists them)."
+  }
 }
 
 variable "vpc_cidr" {
