@@ -3,12 +3,30 @@ for the nodes' architecture, and the teardown removes what EKS leaves behind."""
 
 import re
 
+import pytest
+
 from tests.kubernetes.conftest import find, render, variable_default
 from tests.support.processes import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 RUNBOOK = README[README.index("## Runbook") : README.index("### Rehearse it on a laptop")]
-COMMANDS = "\n".join(re.findall(r"```bash\n(.*?)```", RUNBOOK, re.DOTALL))
+BLOCKS = re.findall(r"```bash\n(.*?)```", RUNBOOK, re.DOTALL)
+COMMANDS = "\n".join(BLOCKS)
+
+# A shell variable set (`NAME=`, `NAME+=`, `export NAME=`) or expanded (`$NAME`, `${NAME…}`).
+_ASSIGNED = re.compile(r"(?:^|[\s;(|&])(?:export\s+)?([A-Za-z_]\w*)\+?=")
+_EXPANDED = re.compile(r"\$\{?([A-Za-z_]\w*)")
+
+
+def used_before_set(blocks: list[str]) -> list[str]:
+    """The variables that a line of `blocks` expands before any earlier line has set them."""
+    assigned: set[str] = set()
+    early = []
+    for line in "\n".join(blocks).splitlines():
+        code = re.sub(r"'[^']*'", "''", line.split("# ", 1)[0])  # single quotes expand nothing
+        early += [name for name in _EXPANDED.findall(code) if name not in assigned]
+        assigned.update(_ASSIGNED.findall(code))
+    return early
 
 
 def test_the_runbook_installs_the_load_balancer_controller_release_its_policy_comes_from() -> None:
@@ -51,10 +69,52 @@ def test_the_service_goes_before_the_controllers_that_remove_its_load_balancer()
     assert service < controller < COMMANDS.index("terraform -chdir=eks-cluster destroy")
 
 
-def test_metrics_server_comes_from_the_addon_not_a_url() -> None:
+def blocks_of(section: str) -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
+
+
+# The way up (steps 1 to 10), then each way on from there on its own: an operator who upgrades
+# has not destroyed first.
+_UP, _AFTER = RUNBOOK.split("### 11. Destroy")
+WAYS_ON = {"destroy": _AFTER.split("### Upgrading")[0], "upgrade": _AFTER.split("### Upgrading")[1]}
+
+
+@pytest.mark.parametrize("way_on", WAYS_ON)
+def test_every_variable_is_set_before_the_runbook_uses_it(way_on: str) -> None:
+    assert used_before_set(blocks_of(_UP) + blocks_of(WAYS_ON[way_on])) == []
+
+
+def test_a_variable_used_before_it_is_set_is_found() -> None:
+    assert used_before_set(['echo "${CLUSTER}" $TAG', 'CLUSTER="$(x)"', "echo ${CLUSTER}"]) == [
+        "CLUSTER",
+        "TAG",
+    ]
+    assert used_before_set(["export A=1 B+=(x)", "echo \"${A}${B[@]}\" '${C}'  # ${D}"]) == []
+
+
+def test_metrics_server_comes_from_the_chart_that_eks_cluster_pins() -> None:
     assert "kubectl apply -f https://" not in COMMANDS
-    addons = (REPO_ROOT / "eks-cluster" / "addons.tf").read_text()
-    assert "metrics-server = null" in addons
+    (install,) = re.findall(r"helm upgrade --install metrics-server .*?--wait", COMMANDS, re.DOTALL)
+    assert "--repo https://kubernetes-sigs.github.io/metrics-server/" in install
+    assert "output -raw metrics_server_chart_version" in install
+    outputs = (REPO_ROOT / "eks-cluster" / "outputs.tf").read_text()
+    assert 'value       = local.pinned_addons["metrics-server"]' in outputs
+    assert COMMANDS.index("helm uninstall metrics-server") < COMMANDS.index(
+        "terraform -chdir=eks-cluster destroy"
+    )
+
+
+def test_the_runbook_default_path_opts_in_to_plain_http_only_without_a_domain() -> None:
+    opt_in = '[ -n "${DOMAIN}" ] || export SEND_API_KEYS_IN_CLEAR_TEXT=yes'
+    assert COMMANDS.index("DOMAIN=") < COMMANDS.index(opt_in) < COMMANDS.index("configure.sh")
+    assert 'if [ -n "${DOMAIN}" ]; then BASE="https://${DOMAIN}"; else BASE="http://${LB}"' in (
+        COMMANDS
+    )
+
+
+def test_the_secret_is_created_once_and_kept_on_a_second_run() -> None:
+    (create,) = re.findall(r".*\n.*kubectl -n kiusys create secret.*", COMMANDS)
+    assert create.startswith("kubectl -n kiusys get secret kiusys-api-keys >/dev/null 2>&1 ||")
 
 
 def test_the_first_deploy_creates_the_pods_after_their_target_group_binding() -> None:
