@@ -14,6 +14,8 @@ from prometheus_client import (
     start_http_server,
 )
 
+from kiusys_app.stores.base import StoreErrorKind
+
 METRICS_PATH = "/metrics"
 
 REQUESTS = Counter(
@@ -33,10 +35,12 @@ TRANSACTIONS_RECORDED = Counter(
 IDEMPOTENT_REPLAYS = Counter(
     "kiusys_idempotent_replays_total", "Record calls answered from an earlier Idempotency-Key."
 )
+# A kind of its own: a transaction conflict that the store retried (not an error of the call).
+CONFLICT_RETRIED = "conflict_retried"
 STORE_ERRORS = Counter(
     "kiusys_store_errors_total",
-    "Store calls that failed or had to be retried, by kind: throttled, unavailable, "
-    "misconfigured, conflict_retried.",
+    "Store calls that failed or had to be retried, by kind: "
+    f"{', '.join([*StoreErrorKind, CONFLICT_RETRIED])}.",
     ["kind"],
 )
 
@@ -51,7 +55,7 @@ class StoreMetrics:
     """The stores' observer: what they report becomes these metrics."""
 
     def conflict_retried(self) -> None:
-        STORE_ERRORS.labels("conflict_retried").inc()
+        STORE_ERRORS.labels(CONFLICT_RETRIED).inc()
 
     def batch_committed(self, size: int) -> None:
         SQLITE_COMMIT_BATCH.observe(size)

@@ -75,6 +75,13 @@ def test_metrics_count_by_route_template_never_by_path(client: TestClient) -> No
     assert "LA0001" not in exposition
 
 
+def test_the_store_errors_help_names_every_kind_it_counts() -> None:
+    exposition = generate_latest(REGISTRY).decode()
+    (help_line,) = re.findall(r"^# HELP kiusys_store_errors_total (.*)$", exposition, re.MULTILINE)
+    for kind in [*StoreErrorKind, "conflict_retried"]:
+        assert kind in help_line
+
+
 @pytest.mark.parametrize(
     ("kind", "level", "message", "detail", "retry_after"),
     [

@@ -142,6 +142,9 @@ def test_the_pod_monitor_scrapes_the_app_pods_metrics_port(monitored: list[Manif
     (endpoint,) = monitor["podMetricsEndpoints"]
     assert endpoint["path"] == METRICS_PATH
     assert endpoint["port"] in {p["name"] for p in app_container(monitored)["ports"]}
+    readme = (REPO_ROOT / "README.md").read_text()
+    runbook = readme[readme.index("#### KiusysNoPodScraped") :].split("\n## ", 1)[0]
+    assert f"the `{endpoint['port']}` port" in runbook, "the alert's runbook names the port"
 
 
 def test_promtool_checks_the_rules(rules: dict[str, Any], tmp_path: Path) -> None:
