@@ -19,6 +19,7 @@ from aiodynamo.sign import Request
 from fastapi.testclient import TestClient
 
 from kiusys_app.api.errors import MISCONFIGURED_DETAIL, OUTCOME_UNKNOWN_DETAIL, TRANSIENT_DETAIL
+from kiusys_app.api.routes import health
 from kiusys_app.config import Settings
 from kiusys_app.stores import StoreError, StoreErrorKind
 from kiusys_app.stores import dynamodb as dynamodb_store
@@ -261,7 +262,7 @@ def test_a_refused_role_or_a_missing_table_is_misconfigured_not_transient(
     assert errors("misconfigured") == before + 2
 
 
-def test_an_unknown_error_type_is_a_500_for_the_call_and_a_503_for_readiness(
+def test_an_unknown_error_type_is_a_500_for_the_call_and_keeps_the_pod_ready(
     moto_client: TestClient,
 ) -> None:
     weird = error_answer("WeirdNewException")
@@ -270,7 +271,60 @@ def test_an_unknown_error_type_is_a_500_for_the_call_and_a_503_for_readiness(
     response = moto_client.post(RECORD)
     assert (response.status_code, response.json()["detail"]) == (500, "internal error")
     ready = moto_client.get("/readyz")
-    assert (ready.status_code, ready.json()) == (503, {"detail": TRANSIENT_DETAIL})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
+
+
+def denied(action: str, table: str) -> AnswerOf:
+    """AccessDenied as IAM words it, for `action` on `table` only; the rest goes to moto."""
+    message = (
+        "User: arn:aws:sts::123456789012:assumed-role/kiusys-app/pod is not authorized to "
+        f"perform: dynamodb:{action} on resource: arn:aws:dynamodb:us-east-1:123456789012:"
+        f"table/{table} because no identity-based policy allows the dynamodb:{action} action"
+    )
+    refuse = error_answer("AccessDeniedException", message=message)
+    return lambda request: refuse(request) if payload(request)["TableName"] == table else None
+
+
+@pytest.mark.parametrize(("action", "table"), [("UpdateItem", TABLE), ("PutItem", KEYS_TABLE)])
+def test_a_role_that_lost_a_write_right_is_never_ready_and_the_log_names_it(
+    moto_client: TestClient,
+    log_output: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    table: str,
+) -> None:
+    """Reads still work, so only the write probe can tell; a pod started so never gets ready."""
+    monkeypatch.setattr(health, "READINESS_REUSE_SECONDS", 0.0)
+    hook = Hook(store_of(moto_client), action, 99, denied(action, table))
+    assert moto_client.get("/v1/routes/AR1133/transactions").status_code == 200, "reads work"
+    answers = [moto_client.get("/readyz") for _ in range(3)]
+    assert [(a.status_code, a.json()) for a in answers] == [
+        (503, {"detail": MISCONFIGURED_DETAIL})
+    ] * 3
+    assert hook.calls == 3, "every round tries the writes again until they are proven"
+    logged = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    refused = [line for line in logged if line.get("store") == "misconfigured"]
+    assert {(line["operation"], line["table"]) for line in refused} == {(action, table)}
+    assert all(f"dynamodb:{action}" in line["message"] for line in refused)
+
+
+def test_the_write_probe_writes_nothing(moto_client: TestClient, moto_tables: Any) -> None:
+    assert moto_client.get("/readyz").status_code == 200
+    for name in (TABLE, KEYS_TABLE):
+        assert moto_tables.scan(TableName=name)["Items"] == []
+
+
+def test_a_throttled_write_probe_keeps_the_pod_ready_and_is_tried_again(
+    moto_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "READINESS_REUSE_SECONDS", 0.0)
+    monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 0.3)
+    hook = Hook(store_of(moto_client), "PutItem", 99, error_answer("ThrottlingException"))
+    assert moto_client.get("/readyz").status_code == 200
+    calls = hook.calls
+    hook.times = 0  # the throttling is over
+    assert moto_client.get("/readyz").status_code == 200
+    assert hook.calls == calls + 1, "the writes were not proven yet, so they are tried again"
 
 
 def keys_table_reads(answer: AnswerOf) -> AnswerOf:
@@ -571,51 +625,57 @@ async def test_a_success_that_is_not_dynamodbs_is_misconfigured(
     )
 
 
-# The README's error table, fault by fault: what a record answers, and that readiness fails.
+# The README's error table, fault by fault: what a record answers, and what readiness says (a
+# misconfigured store only takes the pod out of the load balancer).
 ERROR_TABLE = {
-    "throttling": (error_answer("ThrottlingException"), 503, TRANSIENT_DETAIL),
-    "access-denied": (error_answer("AccessDeniedException"), 503, MISCONFIGURED_DETAIL),
-    "missing-table": (error_answer("ResourceNotFoundException"), 503, MISCONFIGURED_DETAIL),
+    "throttling": (error_answer("ThrottlingException"), 503, TRANSIENT_DETAIL, 200),
+    "access-denied": (error_answer("AccessDeniedException"), 503, MISCONFIGURED_DETAIL, 503),
+    "missing-table": (error_answer("ResourceNotFoundException"), 503, MISCONFIGURED_DETAIL, 503),
     "foreign-endpoint": (
         answered(404, "text/html", "<h1>Not Found</h1>"),
         503,
         MISCONFIGURED_DETAIL,
+        503,
     ),
-    "unknown-error-type": (error_answer("WeirdNewException"), 500, "internal error"),
-    "html-200": (answered(200, "text/html", "<h1>Welcome</h1>"), 503, MISCONFIGURED_DETAIL),
-    "not-json-200": (answered(200, JSON_PROTOCOL, "{not json"), 503, MISCONFIGURED_DETAIL),
+    "unknown-error-type": (error_answer("WeirdNewException"), 500, "internal error", 200),
+    "html-200": (answered(200, "text/html", "<h1>Welcome</h1>"), 503, MISCONFIGURED_DETAIL, 503),
+    "not-json-200": (answered(200, JSON_PROTOCOL, "{not json"), 503, MISCONFIGURED_DETAIL, 503),
 }
 
 
 @pytest.mark.parametrize(
-    ("answer", "status", "detail"), ERROR_TABLE.values(), ids=ERROR_TABLE.keys()
+    ("answer", "status", "detail", "ready"), ERROR_TABLE.values(), ids=ERROR_TABLE.keys()
 )
-def test_each_fault_of_the_error_table_is_answered_as_documented_and_fails_readiness(
-    moto_client: TestClient, short_budget: None, answer: AnswerOf, status: int, detail: str
+def test_each_fault_of_the_error_table_is_answered_as_documented(
+    moto_client: TestClient,
+    short_budget: None,
+    answer: AnswerOf,
+    status: int,
+    detail: str,
+    ready: int,
 ) -> None:
     for action in ("UpdateItem", "GetItem"):
         Hook(store_of(moto_client), action, 99, answer)
     response = moto_client.post(RECORD)
     assert (response.status_code, response.json()["detail"]) == (status, detail)
-    assert moto_client.get("/readyz").status_code == 503
+    assert moto_client.get("/readyz").status_code == ready
 
 
 @pytest.mark.parametrize("fault", ["refused-connection", "no-credentials"])
-def test_a_refused_connection_or_no_credentials_is_answered_as_documented_and_fails_readiness(
+def test_a_refused_connection_or_no_credentials_is_answered_as_documented(
     request: pytest.FixtureRequest, short_budget: None, fault: str
 ) -> None:
     if fault == "refused-connection":
         settings = Settings(store="dynamodb", aws_endpoint_url=f"http://127.0.0.1:{free_port()}")
-        expected = TRANSIENT_DETAIL
+        expected, ready = TRANSIENT_DETAIL, {"status": "ok"}
     else:
         request.getfixturevalue("no_credentials")
         settings = Settings(store="dynamodb", aws_endpoint_url=request.getfixturevalue("moto_url"))
-        expected = MISCONFIGURED_DETAIL
+        expected, ready = MISCONFIGURED_DETAIL, {"detail": MISCONFIGURED_DETAIL}
     with started_app(settings) as client:
         response = client.post(RECORD)
         assert (response.status_code, response.json()["detail"]) == (503, expected)
-        ready = client.get("/readyz")
-        assert (ready.status_code, ready.json()["detail"]) == (503, expected)
+        assert client.get("/readyz").json() == ready
 
 
 def test_an_https_endpoint_is_verified_against_aws_ca_bundle(

@@ -28,7 +28,11 @@ from kiusys_app.api.errors import (
     TRANSIENT_DETAIL,
 )
 from kiusys_app.api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES
-from kiusys_app.api.routes.health import READINESS_REUSE_SECONDS, Readiness
+from kiusys_app.api.routes.health import (
+    READINESS_REUSE_SECONDS,
+    WRITE_PROOF_SECONDS,
+    Readiness,
+)
 from kiusys_app.stores import StoreError, StoreErrorKind
 from kiusys_app.stores.dynamodb import CALL_BUDGET_SECONDS
 from tests.support.aws import KEYS_TABLE, TABLE, create_tables, dynamodb
@@ -358,10 +362,10 @@ async def test_concurrent_probes_share_one_round_and_its_failure() -> None:
     now = [0.0]
     rounds: list[asyncio.Event] = []
 
-    async def ping() -> None:
+    async def ping(writes: bool) -> None:
         rounds.append(asyncio.Event())
         await rounds[-1].wait()
-        raise StoreError(StoreErrorKind.UNAVAILABLE, "timed out")
+        raise StoreError(StoreErrorKind.MISCONFIGURED, "access denied")
 
     readiness = Readiness(ping, clock=lambda: now[0])
     probes = [asyncio.ensure_future(readiness.check()) for _ in range(10)]
@@ -377,6 +381,51 @@ async def test_concurrent_probes_share_one_round_and_its_failure() -> None:
     rounds[1].set()
     with pytest.raises(StoreError):
         await late
+
+
+@pytest.mark.anyio
+async def test_only_a_misconfigured_store_fails_readiness() -> None:
+    now = [0.0]
+    failure: list[StoreErrorKind] = []
+
+    async def ping(writes: bool) -> None:
+        if failure:
+            raise StoreError(failure[0], "the store's reason")
+
+    readiness = Readiness(ping, clock=lambda: now[0])
+    for kind in StoreErrorKind:
+        failure[:] = [kind]
+        now[0] += READINESS_REUSE_SECONDS
+        if kind is StoreErrorKind.MISCONFIGURED:
+            with pytest.raises(StoreError):
+                await readiness.check()
+        else:
+            await readiness.check()  # shared by every pod: the calls answer it, not the probe
+
+
+@pytest.mark.anyio
+async def test_write_rights_are_proven_first_then_every_minute_until_they_fail() -> None:
+    now = [0.0]
+    asked: list[bool] = []
+    denied = [False]
+
+    async def ping(writes: bool) -> None:
+        asked.append(writes)
+        if writes and denied[0]:
+            raise StoreError(StoreErrorKind.MISCONFIGURED, "AccessDeniedException")
+
+    readiness = Readiness(ping, clock=lambda: now[0])
+    for _ in range(3):
+        await readiness.check()
+        now[0] += WRITE_PROOF_SECONDS / 2
+    assert asked == [True, False, True], "proven before the first ready answer, then each minute"
+    denied[0] = True
+    now[0] += WRITE_PROOF_SECONDS
+    for _ in range(2):
+        with pytest.raises(StoreError):
+            await readiness.check()
+        now[0] += READINESS_REUSE_SECONDS
+    assert asked[-2:] == [True, True], "a failed proof is tried again at the next round"
 
 
 def test_the_docs_page_carries_its_policy_and_title(client: TestClient) -> None:

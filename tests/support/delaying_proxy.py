@@ -1,7 +1,10 @@
 """An HTTP proxy in front of moto that holds answers back, as a slow network or an overloaded
-endpoint does: the request reaches moto at once and takes effect; its answer comes late."""
+endpoint does: the request reaches moto at once and takes effect; its answer comes late. It
+can also refuse every request for a while, with one of DynamoDB's errors, before moto sees it:
+a store that throttles, say, for all the pods at once."""
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +21,8 @@ class DelayingProxy:
     url: str
     # The DynamoDB action (`X-Amz-Target`'s last part) of every request, in order.
     actions: list[str] = field(default_factory=list)
+    # While set, every request is answered with this DynamoDB error type (HTTP 400), unapplied.
+    refusing: str | None = None
 
 
 @contextmanager
@@ -34,6 +39,11 @@ def delaying_proxy(
     async def forward(request: web.Request) -> web.Response:
         this = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
         proxy.actions.append(this)
+        if proxy.refusing is not None:
+            error = {"__type": f"com.amazonaws.dynamodb.v20120810#{proxy.refusing}"}
+            return web.Response(
+                status=400, body=json.dumps(error), content_type="application/x-amz-json-1.0"
+            )
         async with (
             aiohttp.ClientSession() as session,
             session.post(target, data=await request.read(), headers=request.headers) as answer,

@@ -93,8 +93,9 @@ class CounterStore(Protocol):
         """Counts of several distinct routes."""
         ...
 
-    async def ping(self) -> None:
-        """Raise StoreError unless every table answers with the service's own rights."""
+    async def ping(self, writes: bool = False) -> None:
+        """Raise StoreError unless every table answers reads with the service's own rights;
+        with `writes`, its writes too, without changing anything."""
         ...
 
     async def aclose(self) -> None: ...

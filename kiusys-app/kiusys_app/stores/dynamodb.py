@@ -11,6 +11,7 @@ loop retries a 500 and a dropped connection, which may repeat an applied write.
 """
 
 import asyncio
+import contextlib
 import json
 import random
 import secrets
@@ -44,8 +45,10 @@ COUNT_ATTR = "record"
 KEY_ATTR = "idempotency-key"
 EXPIRES_ATTR = "expires-at"
 WRITER_ATTR = "written-by"
-# A key that is never written: readiness reads it to prove each table answers.
+# A key that is never written: readiness reads it, and tries writes of it that a condition
+# always refuses, to prove each table answers to the service's rights.
 PROBE_KEY = "-readyz-"
+_NEVER = "attribute_exists(#key) AND attribute_not_exists(#key)"
 
 # Error types that DynamoDB answers before it applies anything, and that ask us to slow down.
 _THROTTLING_CODES = frozenset(
@@ -69,6 +72,7 @@ _SERVER_ERROR_CODES = frozenset(
     {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
 )
 _CANCELLED = "TransactionCanceledException"
+_CONDITION_FAILED = "ConditionalCheckFailedException"
 _THROTTLING_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
 # Status codes of an answer that is not DynamoDB's (a proxy, a load balancer) that are worth a
 # retry; any other foreign answer means the endpoint is wrong.
@@ -114,6 +118,10 @@ class _Failed(Exception):
         self.maybe_applied = maybe_applied
 
 
+class _ConditionFailed(Exception):
+    """A write's condition did not hold, so nothing was written."""
+
+
 class _Cancelled(Exception):
     """A transaction was cancelled; `reasons` has one code per item."""
 
@@ -133,7 +141,7 @@ def _error_of(answer: Answer) -> tuple[str, str, dict[str, Any]] | None:
     return code, str(body.get("message") or body.get("Message") or ""), body
 
 
-def classify(answer: Answer) -> _Failed | _Cancelled | RuntimeError:
+def classify(answer: Answer) -> _Failed | _Cancelled | _ConditionFailed | RuntimeError:
     """What a non-200 answer means. A RuntimeError is an error type this service does not know
     for a request DynamoDB refused: only a bug here sends such a request."""
     error = _error_of(answer)
@@ -148,6 +156,8 @@ def classify(answer: Answer) -> _Failed | _Cancelled | RuntimeError:
         return _Failed(StoreErrorKind.THROTTLED, reason, maybe_applied=False)
     if code in _MISCONFIGURED_CODES:
         return _Failed(StoreErrorKind.MISCONFIGURED, reason, maybe_applied=False)
+    if code == _CONDITION_FAILED:
+        return _ConditionFailed(reason)
     if code == _CANCELLED:
         reasons = body.get("CancellationReasons")
         if not reasons:  # one per item, always: without them nothing tells what happened
@@ -203,16 +213,54 @@ class DynamoDBStore:
     async def get_many(self, routes: Sequence[str]) -> dict[str, int]:
         return await self._get_many(routes, time.monotonic() + CALL_BUDGET_SECONDS)
 
-    async def ping(self) -> None:
-        # A read of a key that never exists in each table, with the service's own rights.
+    async def ping(self, writes: bool = False) -> None:
+        # A read of a key that never exists in each table, with the service's own rights; with
+        # `writes`, the two writes the service makes, of that key, with a condition that never
+        # holds. DynamoDB authorizes a request before it evaluates its condition, so
+        # ConditionalCheckFailed proves the right, AccessDenied refuses it, and nothing is
+        # written (a failed condition still costs a write unit).
         deadline = time.monotonic() + CALL_BUDGET_SECONDS
-        for table, key in ((self._table, ROUTE_ATTR), (self._keys_table, KEY_ATTR)):
+        probes = ((self._table, ROUTE_ATTR), (self._keys_table, KEY_ATTR))
+        for table, key in probes:
             await self._call(
                 "GetItem",
                 table,
                 {"TableName": table, "Key": {key: {"S": PROBE_KEY}}},
                 deadline=deadline,
                 repeatable=True,
+            )
+        if not writes:
+            return
+        never = {"ConditionExpression": _NEVER}
+        await self._refused_write(
+            "UpdateItem",
+            {
+                **never,
+                "TableName": self._table,
+                "Key": {ROUTE_ATTR: {"S": PROBE_KEY}},
+                "UpdateExpression": "ADD #count :one",
+                "ExpressionAttributeNames": {"#key": ROUTE_ATTR, "#count": COUNT_ATTR},
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            },
+            deadline,
+        )
+        await self._refused_write(
+            "PutItem",
+            {
+                **never,
+                "TableName": self._keys_table,
+                "Item": {KEY_ATTR: {"S": PROBE_KEY}},
+                "ExpressionAttributeNames": {"#key": KEY_ATTR},
+            },
+            deadline,
+        )
+
+    async def _refused_write(self, action: str, payload: dict[str, Any], deadline: float) -> None:
+        """A write whose condition never holds: repeatable, as it never applies. Its refusal
+        proves the right (so would a success, from a stand-in that ignores conditions)."""
+        with contextlib.suppress(_ConditionFailed):
+            await self._call(
+                action, payload["TableName"], payload, deadline=deadline, repeatable=True
             )
 
     async def aclose(self) -> None:

@@ -110,7 +110,8 @@ class SQLiteStore:
     async def get_many(self, routes: Sequence[str]) -> dict[str, int]:
         return await self._reader.call(lambda conn: _counts(conn, routes))
 
-    async def ping(self) -> None:
+    async def ping(self, writes: bool = False) -> None:
+        # Write rights are the file's, checked when the store opens it.
         await self._reader.call(_ping)
 
     async def prune_expired_keys(self) -> int:
