@@ -17,6 +17,11 @@ The server is granian, run in this process: it forks the workers, each of which 
 The metrics have a port of their own, served by this (the supervising) process: it adds up
 every worker's files in PROMETHEUS_MULTIPROC_DIR (a private temporary directory unless set).
 
+A worker that dies (an out-of-memory kill, a crash) is replaced at once and the others keep
+serving; one that dies again within granian's crash-loop window (5.5 s after it was started)
+ends the server, so that a worker that cannot start does not loop here: the pod restarts, with
+the kubelet's back-off.
+
 Every setting is checked here, before any worker starts, so that a failed start is one JSON
 line and exit status 3. SIGTERM or SIGINT drain the workers (at most DRAIN_SECONDS) and exit 0.
 """
@@ -190,5 +195,6 @@ def _serve(args: argparse.Namespace) -> None:
         ),
         log_dictconfig=JSON_LOGGING,
         workers_kill_timeout=DRAIN_SECONDS,
+        respawn_failed_workers=True,
     )
     server.serve()

@@ -1,7 +1,8 @@
-"""kill -9 mid-load: the real `kiusys-app` with 3 workers on SQLite loses its whole process group
-while records (half of them with keys) are in flight. After a restart no acknowledged record is lost,
-nothing is counted that was not sent, and re-sending the unanswered keyed records makes the
-count exact."""
+"""kill -9 mid-load. The real `kiusys-app` with 3 workers on SQLite loses its whole process group
+while records (half of them with keys) are in flight: after a restart no acknowledged record is
+lost, nothing is counted that was not sent, and re-sending the unanswered keyed records makes
+the count exact. Or it loses one worker: a new one takes its place, the others keep serving,
+and the counts stay exact."""
 
 import os
 import signal
@@ -13,7 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import KIUSYS_APP, REPO_ROOT, app_server, free_port, wait_until_up
+from tests.support.processes import (
+    KIUSYS_APP,
+    REPO_ROOT,
+    app_process,
+    app_server,
+    free_port,
+    wait_for,
+    wait_until_up,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +40,7 @@ class Tally:
         self.plain_sent = 0
         self.plain_acked = 0
         self.keyed: dict[str, bool] = {}  # key -> acknowledged
+        self.refused = 0  # answers that were not 2xx
 
 
 def load(url: str, client: int, tally: Tally, stop: threading.Event) -> None:
@@ -51,12 +61,13 @@ def load(url: str, client: int, tally: Tally, stop: threading.Event) -> None:
                 answered = http.post(f"/v1/routes/{route}/transactions", headers=headers)
             except httpx.HTTPError:
                 continue
-            if answered.is_success:
-                with tally.lock:
-                    if keyed:
-                        tally.keyed[key] = True
-                    else:
-                        tally.plain_acked += 1
+            with tally.lock:
+                if not answered.is_success:
+                    tally.refused += 1
+                elif keyed:
+                    tally.keyed[key] = True
+                else:
+                    tally.plain_acked += 1
 
 
 def count(url: str, route: str) -> int:
@@ -118,3 +129,67 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
                 assert resent.status_code in (200, 201)
         assert count(restarted, KEYED_ROUTE) == len(tally.keyed)
         assert count(restarted, PLAIN_ROUTE) == plain, "re-sending keyed records adds no plain"
+
+
+def workers_of(server: subprocess.Popen[bytes]) -> set[int]:
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def test_a_worker_killed_mid_load_is_replaced_and_the_others_keep_serving(tmp_path: Path) -> None:
+    env = {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(tmp_path / "respawn.sqlite3")}
+    with app_process(env, workers=3, log=tmp_path / "server.log") as server:
+        tally = Tally()
+        stop = threading.Event()
+        clients = [
+            threading.Thread(target=load, args=(server.url, n, tally, stop)) for n in range(20)
+        ]
+        for thread in clients:
+            thread.start()
+        try:
+            time.sleep(LOAD_SECONDS)
+            before = workers_of(server.process)
+            assert len(before) == 3
+            killed = min(before)
+            os.kill(killed, signal.SIGKILL)
+            after = wait_for(
+                lambda: (now := workers_of(server.process)) - before and len(now) == 3 and now,
+                "a new worker in the killed one's place",
+                timeout=15,
+            )
+            time.sleep(LOAD_SECONDS)  # the new worker serves too
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join(timeout=60)
+        assert server.process.poll() is None, "the server keeps running"
+        assert before - after == {killed}
+        assert len(after - before) == 1
+        with tally.lock:
+            answered = tally.plain_acked + sum(tally.keyed.values())
+            sent = tally.plain_sent + len(tally.keyed)
+        print(f"sent {sent}, answered 2xx {answered}, killed worker {killed}")
+        assert tally.refused == 0, "every answer is 2xx"
+        # Only the calls in flight on the killed worker, one per client at most, got no answer.
+        assert sent - answered <= 20
+        plain = count(server.url, PLAIN_ROUTE)
+        keyed = count(server.url, KEYED_ROUTE)
+        assert tally.plain_acked <= plain <= tally.plain_sent
+        assert sum(tally.keyed.values()) <= keyed <= len(tally.keyed)
+    log = (tmp_path / "server.log").read_text()
+    assert "Respawning worker" in log
+
+
+def test_a_worker_that_dies_again_at_once_ends_the_server_instead_of_looping(
+    tmp_path: Path,
+) -> None:
+    env = {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(tmp_path / "loop.sqlite3")}
+    with app_process(env, workers=2, log=tmp_path / "server.log") as server:
+        before = workers_of(server.process)
+        os.kill(min(before), signal.SIGKILL)
+        (respawned,) = wait_for(lambda: workers_of(server.process) - before, "a new worker")
+        os.kill(respawned, signal.SIGKILL)  # within granian's 5.5 s crash-loop window
+        status = server.process.wait(timeout=30)
+    print(f"exit status {status}")
+    assert status != 0, "a crash loop is a failure the kubelet sees and backs off from"
+    assert "Worker crash loop detected" in (tmp_path / "server.log").read_text()
