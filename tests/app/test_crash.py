@@ -22,6 +22,7 @@ from tests.support.processes import (
     free_port,
     wait_for,
     wait_until_up,
+    workers_of,
 )
 
 pytestmark = pytest.mark.slow
@@ -129,11 +130,6 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
                 assert resent.status_code in (200, 201)
         assert count(restarted, KEYED_ROUTE) == len(tally.keyed)
         assert count(restarted, PLAIN_ROUTE) == plain, "re-sending keyed records adds no plain"
-
-
-def workers_of(server: subprocess.Popen[bytes]) -> set[int]:
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    return {int(pid) for pid in children}
 
 
 def test_a_worker_killed_mid_load_is_replaced_and_the_others_keep_serving(tmp_path: Path) -> None:

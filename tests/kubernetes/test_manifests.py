@@ -14,6 +14,7 @@ import pytest
 from kiusys_app.api.routes.health import LIVENESS_PATH, READINESS_PATH
 from kiusys_app.main import create_app
 from kiusys_app.metrics import METRICS_PATH
+from kiusys_app.stores.dynamodb import PING_BUDGET_SECONDS
 from tests.kubernetes.conftest import Manifest, find, render, variable_default
 from tests.support.app import sqlite_settings
 from tests.support.processes import REPO_ROOT
@@ -130,6 +131,8 @@ def test_app_pod_probes_token_and_shutdown(rendered: list[Manifest]) -> None:
     # The app defines the probe paths once; the manifest must name the same ones.
     assert container["readinessProbe"]["httpGet"]["path"] == READINESS_PATH
     assert container["livenessProbe"]["httpGet"]["path"] == LIVENESS_PATH
+    # A store that answers slowly still answers the probe, ready, before the kubelet gives up.
+    assert container["readinessProbe"]["timeoutSeconds"] > PING_BUDGET_SECONDS
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert 0 < pre_stop < pod["terminationGracePeriodSeconds"]
     keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}

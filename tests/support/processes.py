@@ -163,6 +163,12 @@ def app_process(
         yield AppServer(url, f"http://127.0.0.1:{metrics_port}/metrics", process)
 
 
+def workers_of(server: subprocess.Popen[bytes]) -> set[int]:
+    """The pids of the server's worker processes (its children, on Linux)."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
 @contextmanager
 def app_server(env: Mapping[str, str], workers: int = 1) -> Iterator[str]:
     """The service on a free loopback port; yields its base URL."""

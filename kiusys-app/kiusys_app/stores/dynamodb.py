@@ -84,6 +84,9 @@ _CONTENT_TYPE = "application/x-amz-json"
 # server's 20 s drain, so a rollout never cuts a call short, and long enough for several
 # backed-off retries of throttling or a refused connection.
 CALL_BUDGET_SECONDS = 5.0
+# Readiness's budget: under the kubelet's probe timeout (2 s), so that a slow or throttling
+# store answers the probe (ready) before the kubelet gives up on it (not ready).
+PING_BUDGET_SECONDS = 1.0
 # One attempt's ceiling. DynamoDB answers in milliseconds; an attempt this slow is lost.
 ATTEMPT_TIMEOUT_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 1.0
@@ -219,7 +222,7 @@ class DynamoDBStore:
         # holds. DynamoDB authorizes a request before it evaluates its condition, so
         # ConditionalCheckFailed proves the right, AccessDenied refuses it, and nothing is
         # written (a failed condition still costs a write unit).
-        deadline = time.monotonic() + CALL_BUDGET_SECONDS
+        deadline = time.monotonic() + PING_BUDGET_SECONDS
         probes = ((self._table, ROUTE_ATTR), (self._keys_table, KEY_ATTR))
         for table, key in probes:
             await self._call(
