@@ -187,7 +187,7 @@ def test_a_10_mb_header_is_431_before_any_store_call(stand_in: Served) -> None:
     stand_in.answer({"status": 400, "error": "SomethingNobodyExpectedException"})
     response = httpx.post(f"{stand_in.url}{RECORD}", headers={"X-Padding": "a" * 10_000_000})
     # Had the store been called, its answer would have made this a 500. This size is past the
-    # server's buffer: its own 431, with no body (see the README, "Serving").
+    # server's buffer: its own 431, with no body (see docs/api.md, "Limits").
     assert (response.status_code, response.content) == (431, b"")
 
 
@@ -274,7 +274,34 @@ def test_a_bad_idempotency_key_says_the_rule_in_plain_words(
     (error,) = response.json()["detail"]
     assert error["loc"] == ["header", "Idempotency-Key"]
     assert error["msg"] == "an Idempotency-Key is 1 to 255 printable ASCII characters"
+    assert "input" not in error, "a header's value is never echoed"
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("key", ["ключ-4711", "clé", "键"])
+def test_a_non_ascii_idempotency_key_is_not_in_the_answer_in_any_encoding(
+    client: TestClient, key: str
+) -> None:
+    response = client.post(RECORD, headers={"Idempotency-Key": key.encode()})
+    assert response.status_code == 422
+    for encoded in (key.encode(), key.encode().decode("latin-1").encode()):  # and as mojibake
+        assert encoded not in response.content
+        assert all(encoded not in value for value in response.headers.raw)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/routes/A/transactions",
+        "/save-transaction/TOO-LONG-ROUTE-1234",
+        "/v1/transactions?route=1",
+        "/v1/transactions",
+    ],
+)
+def test_no_422_message_starts_with_pydantics_value_error(client: TestClient, path: str) -> None:
+    response = client.get(path) if "?" in path or path.startswith("/v1/t") else client.post(path)
+    assert response.status_code == 422
+    assert "Value error" not in response.text
 
 
 def test_a_422_echoes_at_most_100_characters_of_the_input(client: TestClient) -> None:

@@ -69,12 +69,21 @@ async def idempotency_key_mismatch(request: Request, exc: Exception) -> JSONResp
     return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+# pydantic's prefix for an error that a validator raised as ValueError: not a sentence.
+_VALUE_ERROR_PREFIX = "Value error, "
+
+
 def _readable(error: dict[str, Any]) -> dict[str, Any]:
-    """One validation error with a plain-words message and a bounded echo of the input."""
+    """One validation error with a plain-words message and a bounded echo of the input. A
+    header's value is never echoed: the message says which rule it broke."""
     error = dict(error)
-    if tuple(error.get("loc", ())) == _IDEMPOTENCY_KEY_LOC:
+    error["msg"] = str(error.get("msg", "")).removeprefix(_VALUE_ERROR_PREFIX)
+    loc = tuple(error.get("loc", ()))
+    if loc == _IDEMPOTENCY_KEY_LOC:
         error["msg"] = f"an Idempotency-Key is {IDEMPOTENCY_KEY_RULE}"
         error.pop("ctx", None)
+    if loc[:1] == ("header",):
+        error.pop("input", None)
     if "error" in error.get("ctx", {}):  # an exception object, which JSON shows as {}
         error.pop("ctx")
     if "input" in error:
