@@ -1,12 +1,13 @@
 """Runtime settings, read once from the environment, and the checks made before start-up."""
 
+import difflib
 import functools
 import os
 import re
 import ssl
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,12 +36,9 @@ class Settings(BaseSettings):
     # Comma-separated API keys, and/or a file with one key per line (what a Secret mounts).
     api_keys: str | None = None
     api_keys_file: Path | None = None
+    # Checked against botocore's partitions in load_settings, which says what is wrong in words.
     aws_region: Annotated[
-        str | None,
-        Field(
-            validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
-            pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
-        ),
+        str | None, Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     ] = None
     aws_endpoint_url: Annotated[
         str | None, Field(validation_alias="AWS_ENDPOINT_URL", pattern=r"^https?://\S+$")
@@ -104,13 +102,11 @@ def load_settings() -> Settings:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
         raise ConfigError(f"invalid setting {_env_name(field)}: {first['msg']}") from None
+    if settings.aws_region is not None and dynamodb_endpoint(settings.aws_region) is None:
+        raise ConfigError(f"invalid setting AWS_REGION: {unknown_region(settings.aws_region)}")
     if settings.store is StoreKind.DYNAMODB:
         if settings.aws_region is None:
             raise ConfigError("invalid setting AWS_REGION: required when KIUSYS_STORE=dynamodb")
-        if dynamodb_endpoint(settings.aws_region) is None:
-            raise ConfigError(
-                f"invalid setting AWS_REGION: {settings.aws_region} is a region of no AWS partition"
-            )
         tls_context(settings)  # a bundle that is set but unusable stops the start-up
     return settings
 
@@ -127,17 +123,29 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 
 
 @functools.cache
-def dynamodb_endpoint(region: str) -> str | None:
-    """DynamoDB's public endpoint in `region`, from the partitions in botocore's endpoint data
-    (each names its regions, a pattern for new ones, and its DNS suffix); None for a region
-    that no partition knows."""
+def _partitions() -> list[dict[str, Any]]:
+    """The AWS partitions in botocore's endpoint data: each names its regions, a pattern for
+    new ones, and its DNS suffix."""
     from botocore.loaders import create_loader
 
-    partitions = create_loader().load_data("endpoints")["partitions"]
-    for partition in partitions:
+    return create_loader().load_data("endpoints")["partitions"]  # type: ignore[no-any-return]
+
+
+@functools.cache
+def dynamodb_endpoint(region: str) -> str | None:
+    """DynamoDB's public endpoint in `region`; None for a region that no partition knows."""
+    for partition in _partitions():
         if region in partition["regions"] or re.fullmatch(partition["regionRegex"], region):
             return f"https://dynamodb.{region}.{partition['dnsSuffix']}"
     return None
+
+
+def unknown_region(region: str) -> str:
+    """A sentence for a region that no partition knows, with the nearest known names."""
+    known = [name for partition in _partitions() for name in partition["regions"]]
+    nearest = difflib.get_close_matches(region.lower(), known, n=3, cutoff=0.6)
+    also = f"; did you mean {' or '.join(nearest)}?" if nearest else ""
+    return f"{region!r} is not an AWS region name such as us-east-1{also}"
 
 
 def unusable_path_reason(path: Path) -> str | None:

@@ -69,18 +69,29 @@ class _Parser(argparse.ArgumentParser):
         exit_at_startup(f"invalid argument: {message}")
 
 
+def _from_environment(variable: str, default: str, parse: Callable[[str], int]) -> int:
+    """An option's default from `variable`, refused under that variable's own name."""
+    try:
+        return parse(os.environ.get(variable, default))
+    except argparse.ArgumentTypeError as exc:
+        exit_at_startup(f"invalid setting {variable}: {exc}")
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = _Parser(prog="kiusys-app", description=__doc__.split("\n")[0])
-    # String defaults from the environment go through `type` too: a bad one is refused alike.
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=_PORT, default=os.environ.get("PORT", "8000"))
+    parser.add_argument("--port", type=_PORT)
     parser.add_argument("--workers", type=_number(1, 64), default="1")
-    parser.add_argument(
-        "--metrics-port", type=_PORT, default=os.environ.get("KIUSYS_METRICS_PORT", "9464")
-    )
+    parser.add_argument("--metrics-port", type=_PORT)
     # What `make bench` serves beside the app, with the same server settings.
     parser.add_argument("--target", default="kiusys_app.main:app", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # An option not given comes from the environment, and a bad value there is named as set.
+    if args.port is None:
+        args.port = _from_environment("PORT", "8000", _PORT)
+    if args.metrics_port is None:
+        args.metrics_port = _from_environment("KIUSYS_METRICS_PORT", "9464", _PORT)
+    return args
 
 
 def _metrics_directory() -> Path | None:

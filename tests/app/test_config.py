@@ -194,7 +194,12 @@ REFUSED = {
     ),
     "region-malformed": (
         {"AWS_REGION": "Mars"},
-        "invalid setting AWS_REGION: String should match pattern",
+        "invalid setting AWS_REGION: 'Mars' is not an AWS region name such as us-east-1",
+    ),
+    "region-misspelt": (
+        {"KIUSYS_STORE": "dynamodb", "AWS_REGION": "us-east1"},
+        "invalid setting AWS_REGION: 'us-east1' is not an AWS region name such as us-east-1; "
+        "did you mean us-east-1",
     ),
     "ca-bundle-missing": (
         {"KIUSYS_STORE": "dynamodb", "AWS_REGION": "us-east-1", "AWS_CA_BUNDLE": "{tmp}/none.pem"},
@@ -206,7 +211,7 @@ REFUSED = {
     ),
     "region-of-no-partition": (
         {"KIUSYS_STORE": "dynamodb", "AWS_REGION": "xx-nowhere-9"},
-        "invalid setting AWS_REGION: xx-nowhere-9 is a region of no AWS partition",
+        "invalid setting AWS_REGION: 'xx-nowhere-9' is not an AWS region name such as us-east-1",
     ),
     "endpoint-url": (
         {"AWS_ENDPOINT_URL": "localhost:4566"},
@@ -276,11 +281,12 @@ def test_a_port_in_use_is_refused_in_one_line(tmp_path: Path, option: str) -> No
 
 
 BAD_ARGUMENTS = {
-    "port-env": ({"PORT": "http"}, [], "invalid argument: argument --port: 'http' is not a whole"),
+    "port-env": ({"PORT": "abc"}, [], "invalid setting PORT: 'abc' is not a whole number"),
+    "port-option": ({}, ["--port", "abc"], "invalid argument: argument --port: 'abc' is not a"),
     "metrics-port-env": (
         {"KIUSYS_METRICS_PORT": "70000"},
         [],
-        "invalid argument: argument --metrics-port: '70000' is not a whole number from 1 to 65535",
+        "invalid setting KIUSYS_METRICS_PORT: '70000' is not a whole number from 1 to 65535",
     ),
     "workers": ({}, ["--workers", "0"], "invalid argument: argument --workers: '0' is not a whole"),
     "host": ({}, ["--host", "no.such.host.invalid"], "invalid setting --host/--port: no.such."),
