@@ -152,3 +152,11 @@ def test_a_refused_call_is_labelled_with_the_route_it_was_for(
     assert keyed.request(method, path).status_code == 401
     after = metric("kiusys_http_requests_total", route=label, method=method, status="401")
     assert after == before + 1
+
+
+def test_a_bearer_token_is_checked_before_an_x_api_key(keyed: TestClient) -> None:
+    """As the API page says: a wrong bearer token is refused even beside a right X-API-Key."""
+    headers = {"Authorization": "Bearer wrong-key-0123456789", "X-API-Key": KEYS[0]}
+    assert keyed.get("/get-transaction/AR1133", headers=headers).status_code == 401
+    headers = {"Authorization": f"Bearer {KEYS[0]}", "X-API-Key": "wrong-key-0123456789"}
+    assert keyed.get("/get-transaction/AR1133", headers=headers).status_code == 200

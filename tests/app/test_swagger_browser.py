@@ -3,7 +3,7 @@ real service (`kiusys-app`) with API keys on. Reading the page's HTML proves not
 renders; these tests click.
 
 `make screenshot` runs the "Try it out" test with KIUSYS_SCREENSHOT set, which writes the
-README's picture.
+picture in the README.
 """
 
 import json
@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
-from kiusys_app.api.docs import DOCS_PATH
+from kiusys_app.api.docs import DOCS_ALIAS, DOCS_PATH
 from tests.support.processes import AppServer, app_process
 
 pytestmark = pytest.mark.slow
@@ -194,6 +194,9 @@ def test_authorize_then_try_it_out_on_each_call(visit: Visit) -> None:
     authorize(visit.page, KEY)
     record = visit.operation("POST", "/save-transaction/{flight_route}")
     assert try_it_out(record, flight_route="AR1133") == (200, {"AR1133": 1})
+    # What the README's picture shows of the server, as it runs in production.
+    shown = record.locator(".live-responses-table .response .response-col_description").inner_text()
+    assert "server: granian" in shown
     if screenshot := os.environ.get("KIUSYS_SCREENSHOT"):
         picture(visit.page, record, Path(screenshot))
 
@@ -221,3 +224,16 @@ def test_a_wrong_key_shows_the_json_401(visit: Visit, server: AppServer) -> None
     assert httpx.get(f"{server.url}/get-transaction/AR1133", headers={"X-API-Key": KEY}).json() == {
         "AR1133": 0
     }
+
+
+def test_docs_sends_the_browser_to_the_swagger_ui(browser: Browser, server: AppServer) -> None:
+    """/docs, where every FastAPI user looks first, lands on the same page, keys not needed."""
+    context = browser.new_context()
+    page = context.new_page()
+    loaded = page.goto(f"{server.url}{DOCS_ALIAS}")
+    assert loaded is not None
+    assert loaded.status == 200
+    assert page.url == f"{server.url}{DOCS_PATH}"
+    page.locator(".opblock").first.wait_for(timeout=15_000)
+    assert page.title() == "Kiusys transaction counter - Swagger UI"
+    context.close()

@@ -10,11 +10,13 @@ from html import escape
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 DOCS_PATH = "/"
+# Where every FastAPI user looks first: it sends them to DOCS_PATH.
+DOCS_ALIAS = "/docs"
 ASSETS_PATH = "/docs-assets"
 INIT_SCRIPT = "swagger-init.js"
 _INIT_SCRIPT_FILE = Path(__file__).parent / "static" / INIT_SCRIPT
@@ -64,6 +66,10 @@ def add_docs(app: FastAPI) -> None:
     @app.get(DOCS_PATH, include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         return HTMLResponse(page, headers=headers)
+
+    @app.get(DOCS_ALIAS, include_in_schema=False)
+    async def swagger_ui_alias() -> RedirectResponse:
+        return RedirectResponse(DOCS_PATH, status_code=307)
 
     # Registered before the mount, so that this path is matched before the package's files.
     @app.get(f"{ASSETS_PATH}/{INIT_SCRIPT}", include_in_schema=False)
