@@ -625,7 +625,7 @@ async def test_a_success_that_is_not_dynamodbs_is_misconfigured(
     )
 
 
-# The README's error table, fault by fault: what a record answers, and what readiness says (a
+# The error table of docs/api.md, fault by fault: what a record answers, and what readiness says (a
 # misconfigured store only takes the pod out of the load balancer).
 ERROR_TABLE = {
     "throttling": (error_answer("ThrottlingException"), 503, TRANSIENT_DETAIL, 200),

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from kiusys_app.serve import HEADER_READ_TIMEOUT_MS
-from tests.support.processes import app_process, wait_for
+from tests.support.processes import app_process, raw_answer, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -93,23 +93,12 @@ def test_slow_clients_are_cut_off_and_others_still_served(tmp_path: Path) -> Non
     assert count == {"AR1133": 0}, "no half-sent request was served"
 
 
-def raw_answer(url: str, request: bytes) -> bytes:
-    """What the server sends back, up to its close, for bytes written as they are."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    return answer
-
-
 def get(target: bytes, *headers: bytes) -> bytes:
     return b"\r\n".join([b"GET " + target + b" HTTP/1.1", b"Host: x", *headers, b"", b""])
 
 
 def test_which_answers_come_from_the_server_itself(tmp_path: Path) -> None:
-    """The README's list: what granian answers before the app sees a request (an empty body,
+    """docs/api.md's list: what granian answers before the app sees a request (an empty body,
     no X-Request-ID), and that everything short of it is the app's JSON."""
     env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
     close = b"Connection: close"

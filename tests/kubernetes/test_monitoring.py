@@ -19,6 +19,7 @@ from kiusys_app.metrics import METRICS_PATH
 from tests.kubernetes.conftest import Manifest, find, render
 from tests.kubernetes.test_manifests import RECOMMENDED_LABELS, app_container, run_checkov
 from tests.support.app import sqlite_settings, started_app
+from tests.support.markdown import anchors
 from tests.support.processes import (
     REPO_ROOT,
     AppServer,
@@ -110,12 +111,6 @@ def exported(tmp_path: Path) -> set[str]:
     }
 
 
-def github_anchors(markdown: str) -> set[str]:
-    """The fragment GitHub gives each heading: lower case, punctuation dropped, spaces to -."""
-    headings = re.findall(r"^#+ (.+)$", markdown, flags=re.MULTILINE)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
-
-
 def test_the_component_adds_a_pod_monitor_rules_and_a_dashboard(
     monitored: list[Manifest], tmp_path: Path
 ) -> None:
@@ -142,8 +137,8 @@ def test_the_pod_monitor_scrapes_the_app_pods_metrics_port(monitored: list[Manif
     (endpoint,) = monitor["podMetricsEndpoints"]
     assert endpoint["path"] == METRICS_PATH
     assert endpoint["port"] in {p["name"] for p in app_container(monitored)["ports"]}
-    readme = (REPO_ROOT / "README.md").read_text()
-    runbook = readme[readme.index("#### KiusysNoPodScraped") :].split("\n## ", 1)[0]
+    operations = (REPO_ROOT / "docs" / "operations.md").read_text()
+    runbook = operations[operations.index("#### KiusysNoPodScraped") :].split("\n## ", 1)[0]
     assert f"the `{endpoint['port']}` port" in runbook, "the alert's runbook names the port"
 
 
@@ -178,18 +173,18 @@ def test_promtool_unit_tests_pass_and_cover_every_alert(
     assert silent == names - {"KiusysStoreMisconfigured"}
 
 
-def test_every_alert_has_a_summary_a_description_and_a_runbook_in_the_readme(
+def test_every_alert_has_a_summary_a_description_and_a_runbook_in_the_operations_page(
     rules: dict[str, Any],
 ) -> None:
-    anchors = github_anchors((REPO_ROOT / "README.md").read_text())
+    headings = anchors((REPO_ROOT / "docs" / "operations.md").read_text())
     for alert in alerts(rules):
         annotations = alert["annotations"]
         assert annotations["summary"]
         assert annotations["description"]
         page, _, fragment = annotations["runbook_url"].partition("#")
-        assert page == "README.md"
+        assert page == "docs/operations.md"
         assert fragment == alert["alert"].lower()
-        assert fragment in anchors, f"no README section for {alert['alert']}"
+        assert fragment in headings, f"no runbook section for {alert['alert']}"
         assert alert["labels"]["severity"] in {"critical", "warning"}
 
 

@@ -1,4 +1,4 @@
-"""The README's cost table: its total is the sum of its rows, and its quantities are the roots'
+"""The cost table (docs/cost.md): its total is the sum of its rows, and its quantities are the roots'
 defaults."""
 
 import re
@@ -8,8 +8,7 @@ from pathlib import Path
 from tests.kubernetes.conftest import variable_default
 from tests.support.processes import REPO_ROOT
 
-README = (REPO_ROOT / "README.md").read_text()
-COST = README[README.index("## Cost") : README.index("## Security choices")]
+COST = (REPO_ROOT / "docs" / "cost.md").read_text()
 TIMES = "\N{MULTIPLICATION SIGN}"
 _DOLLARS = re.compile(r"\$([\d,]+\.\d\d)\b")
 

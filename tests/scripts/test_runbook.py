@@ -1,4 +1,4 @@
-"""The README's runbook against the code it drives: pinned versions agree, the image is built
+"""The runbook (docs/operations.md) against the code it drives: pinned versions agree, the image is built
 for the nodes' architecture, and the teardown removes what EKS leaves behind."""
 
 import re
@@ -8,8 +8,8 @@ import pytest
 from tests.kubernetes.conftest import find, render, variable_default
 from tests.support.processes import REPO_ROOT
 
-README = (REPO_ROOT / "README.md").read_text()
-RUNBOOK = README[README.index("## Runbook") : README.index("### Rehearse it on a laptop")]
+OPERATIONS = (REPO_ROOT / "docs" / "operations.md").read_text()
+RUNBOOK = OPERATIONS[OPERATIONS.index("## Runbook") : OPERATIONS.index("\n## Settings")]
 BLOCKS = re.findall(r"```bash\n(.*?)```", RUNBOOK, re.DOTALL)
 COMMANDS = "\n".join(BLOCKS)
 

@@ -1,6 +1,6 @@
 """The GitHub Actions workflows and Dependabot, checked here since GitHub cannot be reached:
 actionlint and zizmor (offline) find nothing, every action is pinned to a commit, permissions are
-least, and the jobs do what the README's "Delivery" section says."""
+least, and the jobs do what docs/operations.md's "Delivery" section says."""
 
 import json
 import re

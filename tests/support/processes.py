@@ -163,6 +163,17 @@ def app_process(
         yield AppServer(url, f"http://127.0.0.1:{metrics_port}/metrics", process)
 
 
+def raw_answer(url: str, request: bytes) -> bytes:
+    """What the server sends back, up to its close, for bytes written as they are."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
 def workers_of(server: subprocess.Popen[bytes]) -> set[int]:
     """The pids of the server's worker processes (its children, on Linux)."""
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
