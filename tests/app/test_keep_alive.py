@@ -8,7 +8,7 @@ error."""
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +16,7 @@ import pytest
 import urllib3
 
 from kiusys_app.serve import HEADER_READ_TIMEOUT_MS
-from tests.support.processes import app_process
+from tests.support.processes import AppServer, app_process
 
 pytestmark = pytest.mark.slow
 
@@ -35,46 +35,51 @@ def idle_then_record(send: Callable[[], int], outcomes: list[int | str]) -> None
             outcomes.append(f"{type(exc).__name__}: {exc}")
 
 
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[AppServer]:
+    with app_process({"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}) as running:
+        yield running
+
+
+def address(server: AppServer) -> tuple[str, int]:
+    host, port = server.url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
 def test_pooled_clients_record_after_any_idle_time_with_no_transport_error(
-    tmp_path: Path,
+    server: AppServer,
 ) -> None:
-    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
-    with app_process(env) as server:
-        host, port = server.url.removeprefix("http://").split(":")
-        with httpx.Client(base_url=server.url, limits=httpx.Limits(max_connections=1)) as hx:
-            pool = urllib3.HTTPConnectionPool(host, int(port), maxsize=1, block=True)
-            clients = {
-                "httpx": lambda: hx.post(RECORD).status_code,
-                # No retries: a refused or reset send would show here as an error.
-                "urllib3": lambda: pool.request("POST", RECORD, retries=False).status,
-            }
-            outcomes: dict[str, list[int | str]] = {name: [] for name in clients}
-            threads = [
-                threading.Thread(target=idle_then_record, args=(send, outcomes[name]))
-                for name, send in clients.items()
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            count = hx.get("/get-transaction/AR1133").json()["AR1133"]
+    with httpx.Client(base_url=server.url, limits=httpx.Limits(max_connections=1)) as hx:
+        pool = urllib3.HTTPConnectionPool(*address(server), maxsize=1, block=True)
+        clients = {
+            "httpx": lambda: hx.post(RECORD).status_code,
+            # No retries: a refused or reset send would show here as an error.
+            "urllib3": lambda: pool.request("POST", RECORD, retries=False).status,
+        }
+        outcomes: dict[str, list[int | str]] = {name: [] for name in clients}
+        threads = [
+            threading.Thread(target=idle_then_record, args=(send, outcomes[name]))
+            for name, send in clients.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        count = hx.get("/get-transaction/AR1133").json()["AR1133"]
     for name, answers in outcomes.items():
         assert answers == [200] * (len(IDLE_SECONDS) + 1), name
     assert count == 2 * (len(IDLE_SECONDS) + 1)
 
 
 def test_a_client_that_stops_half_way_through_its_headers_is_cut_off_within_6_s(
-    tmp_path: Path,
+    server: AppServer,
 ) -> None:
-    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
-    with app_process(env) as server:
-        host, port = server.url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(b"POST /save-transaction/AR1133 HTTP/1.1\r\nHost: x\r\n")
-            started = time.monotonic()
-            closed = sock.recv(1024)
-            cut_off_after = time.monotonic() - started
-        count = httpx.get(f"{server.url}/get-transaction/AR1133").json()
+    with socket.create_connection(address(server), timeout=10) as sock:
+        sock.sendall(b"POST /save-transaction/AR1133 HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = sock.recv(1024)
+        cut_off_after = time.monotonic() - started
+    count = httpx.get(f"{server.url}/get-transaction/AR1133").json()
     print(f"cut off after {cut_off_after:.2f} s (timer {HEADER_READ_TIMEOUT_MS} ms)")
     assert closed == b""
     assert cut_off_after < 6
