@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kiusys_app.clients import Clients, ClientsError
+
 
 class StoreKind(StrEnum):
     SQLITE = "sqlite"
@@ -36,6 +38,8 @@ class Settings(BaseSettings):
     # Comma-separated API keys, and/or a file with one key per line (what a Secret mounts).
     api_keys: str | None = None
     api_keys_file: Path | None = None
+    # Named clients, each with its keys' digests, airlines and rights (`kiusys_app.clients`).
+    clients_file: Path | None = None
     # Checked against botocore's partitions in load_settings, which says what is wrong in words.
     aws_region: Annotated[
         str | None, Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
@@ -87,6 +91,24 @@ def load_api_keys(settings: Settings) -> frozenset[str]:
         listed = [line.strip() for line in lines if not line.lstrip().startswith("#")]
         keys += _checked_keys(setting, listed)
     return frozenset(keys)
+
+
+def load_clients(settings: Settings) -> Clients:
+    """The clients: from the clients file, or the API keys' one unscoped client (the shorthand
+    for `make run` and the tests), never both; none for an open service. Fails closed, in one
+    line that names the setting, the file and the client."""
+    keys = load_api_keys(settings)
+    if settings.clients_file is None:
+        return Clients.unscoped(keys)
+    setting = f"KIUSYS_CLIENTS_FILE ({settings.clients_file})"
+    if keys:
+        raise ConfigError(
+            f"invalid setting {setting}: set it or KIUSYS_API_KEYS/KIUSYS_API_KEYS_FILE, not both"
+        )
+    try:
+        return Clients.from_file(settings.clients_file)
+    except ClientsError as exc:
+        raise ConfigError(f"invalid setting {setting}: {exc}") from None
 
 
 def _env_name(loc: str) -> str:

@@ -21,6 +21,7 @@ _EXTRA_FIELDS = (
     "route",
     "status",
     "duration_ms",
+    "client",
     "store",
     "error",
     "table",

@@ -17,7 +17,7 @@ from kiusys_app.config import (
     ConfigError,
     Settings,
     check_sqlite_path,
-    load_api_keys,
+    load_clients,
     load_settings,
 )
 from kiusys_app.logs import configure_logging, exit_at_startup
@@ -31,12 +31,12 @@ def create_app(settings: Settings) -> FastAPI:
     """The service for `settings`. A setting it cannot use raises ConfigError here, before any
     server starts; the store itself is opened and closed by the lifespan."""
     configure_logging()
-    api_keys = load_api_keys(settings)
+    clients = load_clients(settings)
     check_sqlite_path(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not api_keys:
+        if not clients:
             logger.warning("no API keys are set: record and check calls are open to anyone")
         app.state.store = open_store(settings, StoreMetrics())
         app.state.readiness = health.Readiness(app.state.store.ping)
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         # OpenTelemetry providers on every request whether they are configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.api_keys = api_keys
+    app.state.clients = clients
     # `/save-transaction/AR1133/` is a JSON 404, not an empty redirect to the path without `/`.
     app.router.redirect_slashes = False
     # The routers' routes go straight into the app's list: included as routers, each request

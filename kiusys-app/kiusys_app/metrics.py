@@ -20,8 +20,9 @@ METRICS_PATH = "/metrics"
 
 REQUESTS = Counter(
     "kiusys_http_requests_total",
-    "HTTP requests answered, by route template, method and status.",
-    ["route", "method", "status"],
+    "HTTP requests answered, by route template, method, status and client (a configured "
+    "client's name, or none).",
+    ["route", "method", "status", "client"],
 )
 REQUEST_DURATION = Histogram(
     "kiusys_http_request_duration_seconds",

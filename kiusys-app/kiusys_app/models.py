@@ -9,7 +9,7 @@ ROUTE_RULE = (
     "a flight route is an airline code (2 letters or digits, not both digits, or 3 letters), "
     "then 1 to 4 digits, then an optional letter, e.g. AR1133"
 )
-_ROUTE_PATTERN = re.compile(r"(?:[A-Z]{3}|[A-Z][A-Z0-9]|[0-9][A-Z])[0-9]{1,4}[A-Z]?")
+_ROUTE_PATTERN = re.compile(r"(?P<airline>[A-Z]{3}|[A-Z][A-Z0-9]|[0-9][A-Z])[0-9]{1,4}[A-Z]?")
 # The same rule before upper-casing, as the API schema states it.
 ROUTE_SCHEMA_PATTERN = r"^(?:[A-Za-z]{3}|[A-Za-z][A-Za-z0-9]|[0-9][A-Za-z])[0-9]{1,4}[A-Za-z]?$"
 
@@ -25,6 +25,15 @@ def normalize_route(value: str) -> str:
         if _ROUTE_PATTERN.fullmatch(candidate):
             return candidate
     raise ValueError(ROUTE_RULE)
+
+
+def airline_of(route: str) -> str:
+    """The airline code of a normalized route: `AR` of `AR1133`, `G3` of `G31234`, `ABC` of
+    `ABC123` (three letters are a code of their own, as two letters and a digit never are)."""
+    match = _ROUTE_PATTERN.fullmatch(route)
+    if match is None:
+        raise ValueError(ROUTE_RULE)
+    return match["airline"]
 
 
 FlightRoute = Annotated[

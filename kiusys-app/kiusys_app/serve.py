@@ -1,6 +1,8 @@
 """`kiusys-app`: the one command that serves the service (`make run`, the image, the tests).
 
     kiusys-app [--host H] [--port P] [--workers N] [--metrics-port M]
+    kiusys-app new-key NAME    a new API key for the client NAME (on stderr, once), and its
+                               entry for the clients file (on stdout: `>> clients.toml`)
 
 The server is granian, run in this process: it forks the workers, each of which imports
 `kiusys_app.main:app`. What it guarantees on the public port:
@@ -140,7 +142,24 @@ def _check_free(option: str, host: str, port: int) -> None:
         raise ConfigError(f"invalid setting --host/{option}: {host}:{port}: {reason}") from None
 
 
+def _new_key(argv: list[str]) -> None:
+    from kiusys_app.clients import ClientsError, new_key
+
+    if len(argv) != 1:
+        exit_at_startup("invalid argument: usage: kiusys-app new-key NAME")
+    try:
+        key, entry = new_key(argv[0])
+    except ClientsError as exc:
+        exit_at_startup(f"invalid argument: {exc}")
+    print(f"The new API key of the client {argv[0]!r}, shown once: {key}", file=sys.stderr)
+    print(entry, end="")
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["new-key"]:
+        _new_key(argv[1:])
+        return
     args = _arguments(argv)
     configure_logging()
     made = None

@@ -1,19 +1,39 @@
-"""API keys: `Authorization: Bearer <key>` or `X-API-Key: <key>` on every path but the open ones.
+"""API keys: `Authorization: Bearer <key>` or `X-API-Key: <key>` on every path but the open ones,
+each key a named client's (`kiusys_app.clients`), which may record or check only what its
+airlines and rights allow.
 
 The check is a pure ASGI middleware, not a FastAPI dependency: it runs on every request, and a
-dependency per route cost about a quarter of the throughput (see the README, "Performance").
-The OpenAPI schema states the same rule, so Swagger UI offers its Authorize button.
+dependency per route cost about a quarter of the throughput (see docs/performance.md). The
+OpenAPI schema states the same rule, so Swagger UI offers its Authorize button.
 """
 
-import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kiusys_app.api.asgi import header
+from kiusys_app.clients import ANYONE, Client, Clients, Permission
+from kiusys_app.models import normalize_route
+
+# Where the gate leaves the caller's client for the app (idempotency keys, the access log and
+# the request counter).
+CLIENT_SCOPE_KEY = "kiusys.client"
+
+# What each closed operation asks of a client: its right, and where its routes are (a path
+# parameter, or repeated `route` query values). A test checks that every closed route is here.
+PERMISSIONS: dict[tuple[str, str], tuple[Permission, str]] = {
+    ("POST", "/save-transaction/{flight_route}"): (Permission.RECORD, "flight_route"),
+    ("POST", "/v1/routes/{route}/transactions"): (Permission.RECORD, "route"),
+    ("GET", "/get-transaction/{flight_route}"): (Permission.CHECK, "flight_route"),
+    ("POST", "/get-transaction/{flight_route}"): (Permission.CHECK, "flight_route"),
+    ("GET", "/v1/routes/{route}/transactions"): (Permission.CHECK, "route"),
+    ("GET", "/v1/transactions"): (Permission.CHECK, "?route"),
+}
 
 SECURITY_SCHEMES = {
     "ApiKey": {
@@ -35,17 +55,9 @@ UNAUTHORIZED_RESPONSE: dict[int | str, dict[str, Any]] = {
     401: {
         "description": "A valid API key is required: `Authorization: Bearer <key>` or `X-API-Key`.",
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-    }
+    },
+    403: {"description": "The key's client may not do this, or not for this route's airline."},
 }
-
-
-def key_is_valid(presented: str, keys: frozenset[str]) -> bool:
-    """Compare against every key in constant time, so timing reveals neither key nor position."""
-    candidate = presented.encode()
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(candidate, key.encode())
-    return matched
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -56,8 +68,45 @@ def presented_key(scope: Scope) -> str | None:
     return header(scope, b"x-api-key")
 
 
+def client_of(scope: Scope) -> Client:
+    """The caller's client, as the gate found it (anyone's, for an open service or path)."""
+    client: Client = scope.get(CLIENT_SCOPE_KEY, ANYONE)
+    return client
+
+
+def _asked(scope: Scope) -> tuple[Permission, Sequence[str]] | None:
+    """What the request asks of its client: a right and the routes it touches. None for a path
+    of no closed operation, and for a route that is not one (the route answers that 422)."""
+    method = "GET" if scope["method"] == "HEAD" else scope["method"]
+    for route in scope["app"].router.routes:
+        match, child = route.matches(scope)
+        if match is not Match.FULL:
+            continue
+        wanted = PERMISSIONS.get((method, getattr(route, "path", "")))
+        if wanted is None:
+            return None
+        permission, where = wanted
+        if where.startswith("?"):
+            query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+            values = [value for name, value in query if name == where[1:]]
+        else:
+            values = [child["path_params"][where]]
+        try:
+            return permission, [normalize_route(value) for value in values]
+        except ValueError:
+            return None
+    return None
+
+
+def _refuse(status: int, detail: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="kiusys"'} if status == 401 else None
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
 class ApiKeyGate:
-    """Refuses, with 401, a request to a closed path without a valid key, once keys are set.
+    """Refuses, with 401, a request to a closed path without a valid key, once keys are set; and
+    with 403 one that the key's client may not make (its right, its airlines). Nothing is
+    written either way.
 
     Open are the paths in `open_paths` and every path under one of `open_prefixes`.
     """
@@ -73,16 +122,18 @@ class ApiKeyGate:
         return path in self.open_paths or path.startswith(self.open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._is_open(scope["path"]):
-            keys: frozenset[str] = scope["app"].state.api_keys
-            presented = presented_key(scope) if keys else None
-            if keys and (presented is None or not key_is_valid(presented, keys)):
-                response = JSONResponse(
-                    {"detail": "a valid API key is required"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="kiusys"'},
-                )
-                await response(scope, receive, send)
+        clients: Clients = scope["app"].state.clients
+        if scope["type"] == "http" and clients and not self._is_open(scope["path"]):
+            presented = presented_key(scope)
+            client = clients.find(presented) if presented else None
+            if client is None:
+                await _refuse(401, "a valid API key is required")(scope, receive, send)
+                return
+            scope[CLIENT_SCOPE_KEY] = client
+            asked = _asked(scope)
+            refusal = asked and client.refusal(*asked)
+            if refusal:
+                await _refuse(403, refusal)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

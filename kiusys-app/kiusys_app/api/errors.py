@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
+from kiusys_app.api.recording import RepeatedIdempotencyKey
 from kiusys_app.metrics import STORE_ERRORS
 from kiusys_app.models import IDEMPOTENCY_KEY_RULE
 from kiusys_app.stores import IdempotencyKeyMismatch, StoreError, StoreErrorKind
@@ -71,6 +72,15 @@ async def idempotency_key_mismatch(request: Request, exc: Exception) -> JSONResp
 
 # pydantic's prefix for an error that a validator raised as ValueError: not a sentence.
 _VALUE_ERROR_PREFIX = "Value error, "
+
+
+async def repeated_idempotency_key(request: Request, exc: Exception) -> JSONResponse:
+    error = {
+        "loc": list(_IDEMPOTENCY_KEY_LOC),
+        "msg": "send one Idempotency-Key, not several: which one was meant would be a guess",
+        "type": "idempotency_key_repeated",
+    }
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 def _readable(error: dict[str, Any]) -> dict[str, Any]:
@@ -133,3 +143,4 @@ def register(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StoreError, store_error)
     app.add_exception_handler(IdempotencyKeyMismatch, idempotency_key_mismatch)
+    app.add_exception_handler(RepeatedIdempotencyKey, repeated_idempotency_key)

@@ -16,8 +16,9 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from kiusys_app.api.recording import record
 from kiusys_app.models import IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN, normalize_route
-from kiusys_app.stores import CounterStore, RecordResult
+from kiusys_app.stores import RecordResult
 
 _VALID_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _KEY_HEADER = b"idempotency-key"
@@ -39,8 +40,7 @@ class _HotRecord:
             await self._route.handle(scope, receive, send)
             return
         route, key = inputs
-        store: CounterStore = scope["app"].state.store
-        response = self._answer(route, await store.record(route, key))
+        response = self._answer(route, await record(scope, route, key))
         await response(scope, receive, send)
 
     def _valid_inputs(self, scope: Scope) -> tuple[str, str | None] | None:

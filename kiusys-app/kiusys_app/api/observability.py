@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiusys_app.api.asgi import header
+from kiusys_app.api.auth import client_of
 from kiusys_app.logs import request_id_from, request_id_var
 from kiusys_app.metrics import REQUEST_DURATION, REQUESTS
 
@@ -39,14 +40,14 @@ class RequestObservability:
         self._routes = routes
         # The metric children by label values: `labels()` takes a lock and builds a key each
         # time; the set of label values is small and bounded.
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 
-    def _observe(self, route: str, method: str, status: int, elapsed: float) -> None:
+    def _observe(self, route: str, method: str, status: int, client: str, elapsed: float) -> None:
         labels = (route, method if method in _METHODS else "OTHER", str(status))
-        children = self._children.get(labels)
+        children = self._children.get((*labels, client))
         if children is None:
-            children = (REQUESTS.labels(*labels), REQUEST_DURATION.labels(*labels))
-            self._children[labels] = children
+            children = (REQUESTS.labels(*labels, client), REQUEST_DURATION.labels(*labels))
+            self._children[(*labels, client)] = children
         requests, duration = children
         requests.inc()
         duration.observe(elapsed)
@@ -94,13 +95,16 @@ class RequestObservability:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = route.path if route is not None else self._template(scope, root_path)
-            self._observe(template, scope["method"], status, elapsed)
+            # A configured client's name, or none: the label's values stay bounded.
+            client = client_of(scope).name
+            self._observe(template, scope["method"], status, client, elapsed)
             logger.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "route": template,
                     "status": status,
+                    "client": client,
                     "duration_ms": round(elapsed * 1000, 3),
                 },
             )

@@ -1,10 +1,31 @@
-"""What every record call does with its result: the replay header and the counters."""
+"""What every record call does: the store's call, with the key kept under the caller's client,
+and with its result the replay header and the counters."""
 
 from fastapi import status
 from fastapi.responses import JSONResponse
+from starlette.types import Scope
 
+from kiusys_app.api.auth import client_of
 from kiusys_app.metrics import IDEMPOTENT_REPLAYS, TRANSACTIONS_RECORDED
-from kiusys_app.stores import RecordResult
+from kiusys_app.stores import CounterStore, RecordResult
+
+_KEY_HEADER = b"idempotency-key"
+
+
+class RepeatedIdempotencyKey(Exception):
+    """A request with more than one Idempotency-Key header (a client's bug, or a proxy's)."""
+
+
+async def record(scope: Scope, route: str, key: str | None) -> RecordResult:
+    """Record one transaction on the app's store. An Idempotency-Key is kept under the caller's
+    client, so that two clients' equal keys never meet; several of them are refused, since
+    which one was meant would be a guess."""
+    if sum(name == _KEY_HEADER for name, _ in scope["headers"]) > 1:
+        raise RepeatedIdempotencyKey
+    store: CounterStore = scope["app"].state.store
+    scoped = None if key is None else client_of(scope).idempotency_key(key)
+    return await store.record(route, scoped)
+
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 

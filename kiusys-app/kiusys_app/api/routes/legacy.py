@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse
 
 from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, store_of
-from kiusys_app.api.recording import account_for
+from kiusys_app.api.recording import account_for, record
 from kiusys_app.stores import RecordResult
 
 router = APIRouter(
@@ -22,7 +22,7 @@ router = APIRouter(
 async def save_transaction(
     flight_route: RoutePath, request: Request, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    return saved(flight_route, await store_of(request).record(flight_route, idempotency_key))
+    return saved(flight_route, await record(request.scope, flight_route, idempotency_key))
 
 
 def saved(route: str, result: RecordResult) -> JSONResponse:

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, store_of
-from kiusys_app.api.recording import account_for
+from kiusys_app.api.recording import account_for, record
 from kiusys_app.models import ROUTE_RULE, FlightRoute, RouteCount
 from kiusys_app.stores import RecordResult
 
@@ -30,7 +30,7 @@ MAX_BATCH_ROUTES = 100
 async def record_transaction(
     route: RoutePath, request: Request, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    return recorded(route, await store_of(request).record(route, idempotency_key))
+    return recorded(route, await record(request.scope, route, idempotency_key))
 
 
 def recorded(route: str, result: RecordResult) -> JSONResponse:
