@@ -13,6 +13,8 @@ PORT ?= 8000
 PIP_QUIET := --quiet --disable-pip-version-check
 # make mutation
 PATTERN ?=
+# make new-key
+NAME ?=
 # make load
 URL ?=
 API_KEY ?=
@@ -25,7 +27,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: help run test lint fmt typecheck pytest test-tools bench load local-aws local-aws-down \
-	lock screenshot mutation clean
+	lock screenshot mutation new-key clean
 
 # $(call debian_package,COMMAND,PACKAGE,ELSE): unless COMMAND is on PATH, install PACKAGE with
 # apt-get (through sudo when not root); where there is no apt-get, print ELSE and go on.
@@ -98,6 +100,9 @@ load: $(DEV_STAMP) ## Drive a deployed endpoint: make load URL=https://… API_K
 
 mutation: $(DEV_STAMP) ## Mutation testing (mutmut) of stores, API, models, settings; PATTERN=stores/sqlite.py for one
 	$(BIN)/python -m tests.support.mutation $(PATTERN)
+
+new-key: $(APP_STAMP) ## A client's new API key (stderr, once) and its clients-file entry (stdout): make -s new-key NAME=… >> clients.toml
+	@$(BIN)/kiusys-app new-key '$(NAME)'
 
 local-aws: $(DEV_STAMP) ## Start moto and apply the four Terraform roots to it; prints the env for `make run`
 	$(BIN)/python -m tests.support.local_aws up

@@ -6,6 +6,7 @@ renders; these tests click.
 picture in the README.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,7 +24,8 @@ from tests.support.processes import AppServer, app_process
 
 pytestmark = pytest.mark.slow
 
-KEY = "browser-test-key-0123456789"
+KEY = "browser-test-key-0123456789"  # a client with every right, for every airline
+SCOPED_KEY = "kiu_aerolineas-browser-0123456789"  # a client that may record and check AR only
 CHROMIUM = os.environ.get("KIUSYS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # What the machine's closed network needs (no background calls home), beside Playwright's own.
 CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic", "--disable-component-update", "--disable-sync"]
@@ -58,13 +60,24 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+def clients_entry(name: str, key: str, airline: str) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f'[clients.{name}]\nkey_sha256 = ["{digest}"]\nairlines = ["{airline}"]\n' + (
+        'can = ["record", "check"]\n'
+    )
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[AppServer]:
-    """The service on a fresh embedded store, with one API key."""
+    """The service on a fresh embedded store, with two clients."""
+    clients = tmp_path / "clients.toml"
+    clients.write_text(
+        clients_entry("browser", KEY, "*") + clients_entry("aerolineas", SCOPED_KEY, "AR")
+    )
     env = {
         "KIUSYS_STORE": "sqlite",
         "KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3"),
-        "KIUSYS_API_KEYS": KEY,
+        "KIUSYS_CLIENTS_FILE": str(clients),
     }
     with app_process(env) as running:
         yield running
@@ -224,6 +237,20 @@ def test_a_wrong_key_shows_the_json_401(visit: Visit, server: AppServer) -> None
     assert httpx.get(f"{server.url}/get-transaction/AR1133", headers={"X-API-Key": KEY}).json() == {
         "AR1133": 0
     }
+
+
+def test_a_scoped_client_records_its_airline_and_is_shown_a_403_for_another(
+    visit: Visit, server: AppServer
+) -> None:
+    authorize(visit.page, SCOPED_KEY)
+    record = visit.operation("POST", "/save-transaction/{flight_route}")
+    assert try_it_out(record, flight_route="AR1133") == (200, {"AR1133": 1})
+    status, body = try_it_out(record, flight_route="LA0001")
+    assert (status, body) == (403, {"detail": "this client may not record routes of airline LA"})
+    counts = httpx.get(
+        f"{server.url}/v1/transactions?route=AR1133&route=LA0001", headers={"X-API-Key": KEY}
+    )
+    assert counts.json() == {"AR1133": 1, "LA0001": 0}
 
 
 def test_docs_sends_the_browser_to_the_swagger_ui(browser: Browser, server: AppServer) -> None:

@@ -368,7 +368,7 @@ def test_no_latest_tags_or_account_ids_in_git() -> None:
         assert not re.search(r"\b\d{12}\b", text), path
 
 
-def test_api_keys_come_from_a_required_secret_file(rendered: list[Manifest]) -> None:
+def test_the_clients_file_comes_from_a_required_secret(rendered: list[Manifest]) -> None:
     pod = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]["spec"]
     (volume,) = [v for v in pod["volumes"] if "secret" in v]
     assert volume["secret"]["optional"] is False
@@ -376,7 +376,9 @@ def test_api_keys_come_from_a_required_secret_file(rendered: list[Manifest]) -> 
     (mount,) = [m for m in app_container(rendered)["volumeMounts"] if m["name"] == volume["name"]]
     assert mount["readOnly"] is True
     (config,) = [m for m in rendered if m["kind"] == "ConfigMap"]
-    assert config["data"]["KIUSYS_API_KEYS_FILE"] == f"{mount['mountPath']}/{item['path']}"
+    assert config["data"]["KIUSYS_CLIENTS_FILE"] == f"{mount['mountPath']}/{item['path']}"
+    assert volume["secret"]["secretName"] == "kiusys-clients"
+    assert "KIUSYS_API_KEYS_FILE" not in config["data"], "one way in: the clients file"
 
 
 def test_pods_carry_the_scrape_annotations(rendered: list[Manifest]) -> None:

@@ -112,9 +112,11 @@ def test_the_runbook_default_path_opts_in_to_plain_http_only_without_a_domain() 
     )
 
 
-def test_the_secret_is_created_once_and_kept_on_a_second_run() -> None:
-    (create,) = re.findall(r".*\n.*kubectl -n kiusys create secret.*", COMMANDS)
-    assert create.startswith("kubectl -n kiusys get secret kiusys-api-keys >/dev/null 2>&1 ||")
+def test_the_clients_secret_is_created_once_and_kept_on_a_second_run() -> None:
+    guard = COMMANDS.index("if ! kubectl -n kiusys get secret kiusys-clients >/dev/null 2>&1; then")
+    create = "kubectl -n kiusys create secret generic kiusys-clients --from-file=clients.toml\n"
+    assert guard < COMMANDS.index(create) < COMMANDS.index("fi\n", guard)
+    assert "make -s new-key NAME=operator 2>&1 >>clients.toml" in COMMANDS
 
 
 def test_the_first_deploy_creates_the_pods_after_their_target_group_binding() -> None:
