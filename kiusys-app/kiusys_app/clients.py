@@ -10,9 +10,10 @@ may touch, and what it may do with them: record, check, or both. The clients fil
     airlines = ["AR"]            # airline codes, or ["*"] for every airline
     can = ["record", "check"]
 
-Keys are random and long, so a fast hash is enough to store them (as GitHub and Stripe store
-theirs); the service keeps only the digests, compares them in constant time, and never logs a
-key or a digest. `kiusys-app new-key NAME` makes a key and prints its entry.
+Keys are random and long (256 bits), so a fast hash is enough to store them: a slow password
+hash only slows the guessing of low-entropy secrets. The service keeps only the digests,
+compares them in constant time, and never logs a key or a digest. `kiusys-app new-key NAME`
+makes a key and prints its entry.
 """
 
 import hashlib
