@@ -323,7 +323,7 @@ def refused_start(env: dict[str, str]) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["clear-text-key", "same-hash-twice", "no-client"])
+@pytest.mark.parametrize("case", BAD_FILES)
 def test_the_server_refuses_a_bad_clients_file_in_one_json_line(tmp_path: Path, case: str) -> None:
     body, expected = BAD_FILES[case]
     path = tmp_path / "clients.toml"
