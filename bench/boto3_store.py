@@ -6,6 +6,7 @@ be measured beside the current store in one run; nothing in the service uses it.
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -129,6 +130,7 @@ class Boto3Store:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         observer: StoreObserver | None = None,
+        tls: ssl.SSLContext | None = None,  # the current store's; the bench's endpoint is HTTP
     ) -> None:
         self._table = table_name
         self._keys_table = idempotency_table_name
@@ -175,7 +177,7 @@ class Boto3Store:
     async def get_many(self, routes: Sequence[str]) -> dict[str, int]:
         return await self._run(self._get_many, routes)
 
-    async def ping(self) -> None:
+    async def ping(self, writes: bool = False) -> None:
         await self._run(self._ping)
 
     async def aclose(self) -> None:
