@@ -21,7 +21,7 @@ from kiusys_app.main import create_app
 from kiusys_app.models import airline_of, normalize_route
 from tests.support.app import metric, sqlite_settings, started_app
 from tests.support.aws import FAKE_CREDENTIALS
-from tests.support.processes import KIUSYS_APP, REPO_ROOT, app_process
+from tests.support.processes import KIUSYS_APP, app_process, refusal, start_server
 
 # Keys and their digests, as an operator would hold them.
 KEYS = {
@@ -307,28 +307,13 @@ def test_a_bad_clients_file_is_refused_naming_the_client(
     assert bad(body, tmp_path).startswith(expected)
 
 
-def refused_start(env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [KIUSYS_APP, "--port", "1", "--metrics-port", "2"],
-        cwd=REPO_ROOT,
-        env={"PATH": "", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 3, result.stderr
-    (line,) = result.stderr.splitlines()
-    return str(json.loads(line)["message"])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_FILES)
 def test_the_server_refuses_a_bad_clients_file_in_one_json_line(tmp_path: Path, case: str) -> None:
     body, expected = BAD_FILES[case]
     path = tmp_path / "clients.toml"
     path.write_text(body)
-    message = refused_start({"KIUSYS_CLIENTS_FILE": str(path)})
+    message = refusal(start_server({"KIUSYS_CLIENTS_FILE": str(path)}))
     assert message == message.strip()
     assert message.startswith(f"invalid setting KIUSYS_CLIENTS_FILE ({path}): {expected}")
     for name in KEYS:
@@ -339,9 +324,8 @@ def test_the_server_refuses_a_bad_clients_file_in_one_json_line(tmp_path: Path, 
 def test_the_clients_file_and_the_api_keys_together_are_refused(
     tmp_path: Path, clients_file: Path
 ) -> None:
-    message = refused_start(
-        {"KIUSYS_CLIENTS_FILE": str(clients_file), "KIUSYS_API_KEYS": KEYS["latam"]}
-    )
+    env = {"KIUSYS_CLIENTS_FILE": str(clients_file), "KIUSYS_API_KEYS": KEYS["latam"]}
+    message = refusal(start_server(env))
     assert message.endswith("set it or KIUSYS_API_KEYS/KIUSYS_API_KEYS_FILE, not both")
 
 

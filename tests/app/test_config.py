@@ -1,10 +1,8 @@
 """Settings: defaults, and a one-line refusal that names the bad setting, before serving."""
 
-import json
 import logging
 import os
 import socket
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from kiusys_app.config import (
     load_settings,
 )
 from tests.support.app import sqlite_settings, started_app
-from tests.support.processes import KIUSYS_APP, REPO_ROOT, free_port
+from tests.support.processes import refusal, start_server
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,23 +142,6 @@ def test_sqlite_path_is_not_checked_for_dynamodb(tmp_path: Path) -> None:
     check_sqlite_path(Settings(store="dynamodb", sqlite_path=tmp_path))
 
 
-def start_server(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The real `kiusys-app` command, as the image runs it, with only `env` set (and free ports,
-    unless `env` names them)."""
-    ports = [] if "PORT" in env else ["--port", str(free_port())]
-    if "KIUSYS_METRICS_PORT" not in env:
-        ports += ["--metrics-port", str(free_port())]
-    return subprocess.run(
-        [KIUSYS_APP, *ports, *args],
-        cwd=REPO_ROOT,
-        env={"PATH": "", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 LONG_NAME = "x" * 300
 REFUSED = {
     "store": (
@@ -257,16 +238,6 @@ def test_server_refuses_to_start_with_one_json_line(
         name: value.format(tmp=tmp_path) for name, value in env.items()
     }
     assert refusal(start_server(env)).startswith(expected.format(tmp=tmp_path))
-
-
-def refusal(result: subprocess.CompletedProcess[str]) -> str:
-    """The one JSON line of a refused start, exit 3; its message."""
-    assert result.returncode == 3, result.stderr
-    assert result.stdout == ""
-    (line,) = result.stderr.splitlines()
-    logged = json.loads(line)
-    assert logged["level"] == "critical"
-    return str(logged["message"])
 
 
 @pytest.mark.parametrize("option", ["--port", "--metrics-port"])

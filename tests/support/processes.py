@@ -1,5 +1,6 @@
 """Start and stop the real servers that the slower suites talk to."""
 
+import json
 import os
 import signal
 import socket
@@ -161,6 +162,33 @@ def app_process(
     ]  # fmt: skip
     with running(args, f"{url}{ready_path}", env, log=log) as process:
         yield AppServer(url, f"http://127.0.0.1:{metrics_port}/metrics", process)
+
+
+def start_server(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `kiusys-app` command, as the image runs it, with only `env` set (and free ports,
+    unless `env` names them)."""
+    ports = [] if "PORT" in env else ["--port", str(free_port())]
+    if "KIUSYS_METRICS_PORT" not in env:
+        ports += ["--metrics-port", str(free_port())]
+    return subprocess.run(
+        [KIUSYS_APP, *ports, *args],
+        cwd=REPO_ROOT,
+        env={"PATH": "", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def refusal(result: subprocess.CompletedProcess[str]) -> str:
+    """The one JSON line of a refused start, exit 3; its message."""
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    logged = json.loads(line)
+    assert logged["level"] == "critical"
+    return str(logged["message"])
 
 
 def raw_answer(url: str, request: bytes) -> bytes:
