@@ -27,16 +27,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from kiusys_app.models import airline_of
+from kiusys_app.models import AIRLINE_PATTERN, AIRLINE_RULE, airline_of
 
 KEY_PREFIX = "kiu_"
 ALL_AIRLINES = "*"
 _FIELDS = ("key_sha256", "airlines", "can")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_AIRLINE = re.compile(r"[A-Z]{3}|[A-Z][A-Z0-9]|[0-9][A-Z]")
+_AIRLINE = re.compile(AIRLINE_PATTERN)
 NAME_RULE = "1 to 63 of a-z, 0-9, _ and -, starting with a letter or a digit"
-AIRLINE_RULE = "an airline code (2 letters or digits, not both digits, or 3 letters)"
 
 
 class Permission(StrEnum):
@@ -89,7 +88,6 @@ class Clients:
 
     def __init__(self, by_digest: dict[bytes, Client]) -> None:
         self._by_digest = by_digest
-        self.names = frozenset(client.name for client in by_digest.values())
 
     def __bool__(self) -> bool:
         return bool(self._by_digest)

@@ -5,11 +5,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
+# An airline code, upper-cased: the start of every route, and what a client may be scoped to.
+AIRLINE_PATTERN = r"[A-Z]{3}|[A-Z][A-Z0-9]|[0-9][A-Z]"
+AIRLINE_RULE = "an airline code (2 letters or digits, not both digits, or 3 letters)"
 ROUTE_RULE = (
-    "a flight route is an airline code (2 letters or digits, not both digits, or 3 letters), "
-    "then 1 to 4 digits, then an optional letter, e.g. AR1133"
+    f"a flight route is {AIRLINE_RULE}, then 1 to 4 digits, then an optional letter, e.g. AR1133"
 )
-_ROUTE_PATTERN = re.compile(r"(?P<airline>[A-Z]{3}|[A-Z][A-Z0-9]|[0-9][A-Z])[0-9]{1,4}[A-Z]?")
+_ROUTE_PATTERN = re.compile(rf"(?P<airline>{AIRLINE_PATTERN})[0-9]{{1,4}}[A-Z]?")
 # The same rule before upper-casing, as the API schema states it.
 ROUTE_SCHEMA_PATTERN = r"^(?:[A-Za-z]{3}|[A-Za-z][A-Za-z0-9]|[0-9][A-Za-z])[0-9]{1,4}[A-Za-z]?$"
 

@@ -16,12 +16,11 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from kiusys_app.api.recording import record
+from kiusys_app.api.recording import IDEMPOTENCY_KEY_HEADER, record
 from kiusys_app.models import IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN, normalize_route
 from kiusys_app.stores import RecordResult
 
 _VALID_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
-_KEY_HEADER = b"idempotency-key"
 
 # Builds a record route's answer from the route and the store's result.
 Answer = Callable[[str, RecordResult], JSONResponse]
@@ -49,7 +48,7 @@ class _HotRecord:
             route = normalize_route(scope["path_params"][self._param])
         except ValueError:
             return None
-        keys = [value for name, value in scope["headers"] if name == _KEY_HEADER]
+        keys = [value for name, value in scope["headers"] if name == IDEMPOTENCY_KEY_HEADER]
         if not keys:
             return route, None
         key = keys[0].decode("latin-1")  # as Starlette decodes it

@@ -9,7 +9,7 @@ from kiusys_app.api.auth import client_of
 from kiusys_app.metrics import IDEMPOTENT_REPLAYS, TRANSACTIONS_RECORDED
 from kiusys_app.stores import CounterStore, RecordResult
 
-_KEY_HEADER = b"idempotency-key"
+IDEMPOTENCY_KEY_HEADER = b"idempotency-key"  # as ASGI names it
 
 
 class RepeatedIdempotencyKey(Exception):
@@ -20,7 +20,7 @@ async def record(scope: Scope, route: str, key: str | None) -> RecordResult:
     """Record one transaction on the app's store. An Idempotency-Key is kept under the caller's
     client, so that two clients' equal keys never meet; several of them are refused, since
     which one was meant would be a guess."""
-    if sum(name == _KEY_HEADER for name, _ in scope["headers"]) > 1:
+    if sum(name == IDEMPOTENCY_KEY_HEADER for name, _ in scope["headers"]) > 1:
         raise RepeatedIdempotencyKey
     store: CounterStore = scope["app"].state.store
     scoped = None if key is None else client_of(scope).idempotency_key(key)
