@@ -2,12 +2,17 @@
 
 botocore finds what the pod or the laptop has: the environment, a web-identity token file
 (IRSA), SSO, a `credential_process`, the shared files, the container or instance metadata.
-Finding and refreshing them is blocking I/O (files, STS, metadata, a child process), so it runs
-on a thread. The event loop only reads the key frozen by the last refresh, and asks botocore
-whether its expiry is near, which is a comparison of times.
+Finding them is blocking I/O (files, STS, metadata, a child process), so each lookup runs on a
+thread, one at a time, in the background: calls sign with the key of the last lookup while it
+is valid. A lookup starts when that key enters botocore's advisory window (15 minutes before
+it expires); one that fails is tried again after a growing pause, and logged. Only a call that
+has no valid key waits for a lookup, or fails at once while the pause runs.
 """
 
 import asyncio
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import botocore.session
@@ -15,6 +20,14 @@ from aiodynamo.credentials import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kiusys_app.stores.base import StoreErrorKind
+
+logger = logging.getLogger(__name__)
+
+# The pause after a successful lookup before another, and after failed ones: doubling from
+# RETRY_FIRST_SECONDS up to RETRY_CAP_SECONDS.
+LOOKUP_SPACING_SECONDS = 1.0
+RETRY_FIRST_SECONDS = 1.0
+RETRY_CAP_SECONDS = 30.0
 
 
 class CredentialsError(Exception):
@@ -27,38 +40,90 @@ class CredentialsError(Exception):
 
 
 class ChainCredentials:
-    def __init__(self, session: Any = None) -> None:
+    def __init__(self, session: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._session = session or botocore.session.get_session()
-        self._credentials: Any = None
+        self._clock = clock
+        # What the last successful lookup found: botocore's credentials, which know their
+        # expiry, and the key frozen from them. Both are set together, on the event loop.
+        self._source: Any = None
         self._key: Key | None = None
-        self._resolved = False
-        self._lock = asyncio.Lock()
+        self._lookup: asyncio.Task[None] | None = None
+        self._failure: CredentialsError | None = None
+        self._failures = 0
+        self._next_lookup = float("-inf")
 
     async def key(self) -> Key | None:
         """The key to sign with now; None when the chain finds no credentials."""
-        if self._refresh_needed():
-            async with self._lock:  # one lookup at a time; those who waited may find it done
-                if self._refresh_needed():
-                    await asyncio.to_thread(self._refresh)
-        return self._key
+        if self._valid():
+            if self._near_expiry():
+                self._look_up_soon()
+            return self._key
+        self._look_up_soon()
+        if self._lookup is not None:  # shielded: a caller that gives up leaves it running
+            await asyncio.shield(self._lookup)
+        if self._valid():
+            return self._key
+        if self._failure is not None:
+            raise self._failure
+        if self._key is not None:
+            raise CredentialsError(StoreErrorKind.UNAVAILABLE, "credentials: the key expired")
+        return None
 
-    def _refresh_needed(self) -> bool:
-        if not self._resolved:
-            return True
-        # Refreshable credentials know their expiry; static ones never expire.
-        refresh_needed = getattr(self._credentials, "refresh_needed", None)
-        return refresh_needed is not None and bool(refresh_needed())
+    def _valid(self) -> bool:
+        """A key that has not expired; static keys never do."""
+        return self._key is not None and not self._expires_within(0)
 
-    def _refresh(self) -> None:
-        """On a thread: find the credentials once, then refresh them when they near expiry."""
+    def _near_expiry(self) -> bool:
+        return self._expires_within(None)  # botocore's advisory window
+
+    def _expires_within(self, seconds: float | None) -> bool:
+        refresh_needed = getattr(self._source, "refresh_needed", None)
+        return refresh_needed is not None and bool(refresh_needed(seconds))
+
+    def _look_up_soon(self) -> None:
+        """Start a lookup, unless one runs or the pause after the last one does."""
+        if self._lookup is None and self._clock() >= self._next_lookup:
+            self._lookup = asyncio.create_task(self._look_up())
+
+    async def _look_up(self) -> None:
         try:
-            if not self._resolved:
-                self._credentials = self._session.get_credentials()
-                self._resolved = True
-            if self._credentials is not None:
-                frozen = self._credentials.get_frozen_credentials()
-                self._key = Key(id=frozen.access_key, secret=frozen.secret_key, token=frozen.token)
+            source, key = await asyncio.to_thread(self._find)
+        except CredentialsError as failure:
+            self._failed(failure)
+        else:
+            if key is None:
+                self._failed(None)
+            else:  # published at once: no other coroutine runs between these lines
+                self._source, self._key = source, key
+                self._failure, self._failures = None, 0
+                self._next_lookup = self._clock() + LOOKUP_SPACING_SECONDS
+        finally:
+            self._lookup = None
+
+    def _failed(self, failure: CredentialsError | None) -> None:
+        self._failure = failure
+        self._failures += 1
+        pause = min(RETRY_CAP_SECONDS, RETRY_FIRST_SECONDS * 2 ** (self._failures - 1))
+        self._next_lookup = self._clock() + pause
+        reason = failure.reason if failure else "credentials: no source in the chain has any"
+        logger.warning(
+            "%s; %s; the next lookup in %.0f s",
+            reason,
+            "signing with the key that is still valid" if self._valid() else "no valid key",
+            pause,
+            extra={"error": reason},
+        )
+
+    def _find(self) -> tuple[Any, Key | None]:
+        """On a thread: ask the whole chain afresh (botocore's session would keep a key whose
+        refresh fails, and say nothing), and freeze the key it finds."""
+        try:
+            source = self._session.get_component("credential_provider").load_credentials()
+            if source is None:
+                return None, None
+            frozen = source.get_frozen_credentials()
         except ClientError as exc:  # STS refused: the role's trust or the token is wrong
             raise CredentialsError(StoreErrorKind.MISCONFIGURED, f"credentials: {exc}") from None
         except BotoCoreError as exc:  # STS or the metadata service did not answer
             raise CredentialsError(StoreErrorKind.UNAVAILABLE, f"credentials: {exc}") from None
+        return source, Key(id=frozen.access_key, secret=frozen.secret_key, token=frozen.token)
