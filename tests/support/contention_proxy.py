@@ -1,0 +1,131 @@
+"""A proxy in front of moto that applies DynamoDB's transaction conflict rules, which moto lacks.
+
+A `TransactWriteItems` is in flight for `hold` seconds before moto applies it; meanwhile its
+items are locked. A `PutItem`, `UpdateItem` or `DeleteItem` of a locked item is refused with
+`TransactionConflictException`, and another transaction that touches one is cancelled with
+`TransactionCanceledException`, whose `CancellationReasons` give `TransactionConflict` for each
+locked item and `None` for the others. Reads pass (a non-transactional read sees the last
+committed value). Neither refusal reaches moto, so nothing of it is applied.
+
+Source: the DynamoDB API reference, `TransactionCanceledException` and `UpdateItem`'s errors
+(`TransactionConflictException`: "Operation was rejected because there is an ongoing
+transaction for the item"), and the developer guide's "Transaction conflict handling".
+"""
+
+import asyncio
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.support.aws import KEYS_TABLE, TABLE
+from tests.support.processes import free_port
+
+_ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+_SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+# The key attribute of each table, to tell which item a write touches.
+SERVICE_KEYS = {TABLE: "flight-route", KEYS_TABLE: "idempotency-key"}
+
+Item = tuple[str, str]  # (table, the key's value as JSON)
+
+
+@dataclass
+class ContentionProxy:
+    url: str
+    # The refusals it answered, by DynamoDB error type.
+    refused: Counter[str] = field(default_factory=Counter)
+    # How many transactions moto applied through it.
+    committed: int = 0
+
+
+def _item(keys: Mapping[str, str], spec: dict[str, Any]) -> Item:
+    """The item that a write's or a transaction action's spec touches."""
+    table = spec["TableName"]
+    attributes = spec["Key"] if "Key" in spec else spec["Item"]
+    return table, json.dumps(attributes[keys[table]], sort_keys=True)
+
+
+def _refusal(code: str, **extra: Any) -> web.Response:
+    body = {"__type": _ERROR_PREFIX + code, "message": code, **extra}
+    return web.Response(
+        status=400, body=json.dumps(body), content_type="application/x-amz-json-1.0"
+    )
+
+
+@contextmanager
+def contention_proxy(
+    target: str, hold: float = 0.01, keys: Mapping[str, str] = SERVICE_KEYS
+) -> Iterator[ContentionProxy]:
+    """A proxy to moto at `target` whose transactions are each in flight for `hold` seconds."""
+    port = free_port()
+    proxy = ContentionProxy(f"http://127.0.0.1:{port}")
+    locked: set[Item] = set()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    session: aiohttp.ClientSession | None = None
+
+    async def send(request: web.Request, body: bytes) -> web.Response:
+        assert session is not None
+        async with session.post(target, data=body, headers=request.headers) as answer:
+            content = await answer.read()
+            content_type = answer.headers.get("Content-Type", "")
+        return web.Response(
+            status=answer.status, body=content, headers={"Content-Type": content_type}
+        )
+
+    async def transact(request: web.Request, body: bytes, payload: dict[str, Any]) -> web.Response:
+        items = [
+            _item(keys, spec) for action in payload["TransactItems"] for spec in action.values()
+        ]
+        if locked.intersection(items):
+            proxy.refused["TransactionCanceledException"] += 1
+            reasons = [{"Code": "TransactionConflict" if i in locked else "None"} for i in items]
+            return _refusal("TransactionCanceledException", CancellationReasons=reasons)
+        locked.update(items)
+        try:
+            await asyncio.sleep(hold)
+            answer = await send(request, body)
+        finally:
+            locked.difference_update(items)
+        proxy.committed += answer.status == 200
+        return answer
+
+    async def forward(request: web.Request) -> web.Response:
+        action = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
+        body = await request.read()
+        payload = json.loads(body)
+        if action == "TransactWriteItems":
+            return await transact(request, body, payload)
+        if action in _SINGLE_WRITES and _item(keys, payload) in locked:
+            proxy.refused["TransactionConflictException"] += 1
+            return _refusal("TransactionConflictException")
+        return await send(request, body)
+
+    async def serve() -> None:
+        nonlocal session
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        app = web.Application()
+        app.router.add_post("/", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        started.set()
+
+    thread = threading.Thread(
+        target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True
+    )
+    thread.start()
+    started.wait(10)
+    try:
+        yield proxy
+    finally:
+        if session is not None:
+            asyncio.run_coroutine_threadsafe(session.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
