@@ -7,21 +7,32 @@ server with the key it yields; the key that signed each request is read from its
 
 import asyncio
 import itertools
+import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiodynamo.sign import Request
-from botocore.credentials import Credentials
+from botocore.credentials import Credentials, RefreshableCredentials
 from botocore.exceptions import ClientError, CredentialRetrievalError
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from kiusys_app.stores import StoreError, StoreErrorKind
 from kiusys_app.stores import dynamodb as dynamodb_store
-from kiusys_app.stores.aws_credentials import ChainCredentials
-from kiusys_app.stores.dynamodb import Answer, DynamoDBStore
+from kiusys_app.stores.aws_credentials import (
+    LOOKUP_SPACING_SECONDS,
+    RETRY_CAP_SECONDS,
+    RETRY_FIRST_SECONDS,
+    ChainCredentials,
+    CredentialsError,
+)
+from kiusys_app.stores.dynamodb import DynamoDBStore
+from kiusys_app.stores.dynamodb_wire import Answer
+from tests.app.conftest import Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -46,8 +57,8 @@ class Signers:
     def __init__(self, store: DynamoDBStore) -> None:
         self.key_ids: list[str] = []
         self.tokens: list[str | None] = []
-        self._send = store.transport
-        store.transport = self
+        self._send = store.wire.transport
+        store.wire.transport = self
 
     async def __call__(self, request: Request, timeout: float) -> Answer:
         credential = request.headers["Authorization"].split("Credential=")[1]
@@ -105,14 +116,33 @@ def process_config(directory: Path, delay: float) -> Path:
     return runs
 
 
-async def test_an_expiring_credential_process_is_run_again_and_its_new_keys_sign(
-    moto_store: Callable[..., DynamoDBStore], no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+async def test_an_expiring_key_is_looked_up_again_in_the_background_and_its_new_key_signs(
+    moto_store: Callable[..., DynamoDBStore],
+    no_credentials: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
     runs = process_config(no_credentials, delay=0)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(no_credentials / "config"))
-    key_ids = (await records_with(ChainCredentials(), moto_store, times=2)).key_ids
-    assert key_ids == ["AKIDPROCESS1", "AKIDPROCESS2"], "each use found the key near expiry"
-    assert len(runs.read_text()) == 2 + 1, "run once to find it, then once per refresh"
+    credentials = ChainCredentials(clock=clock)
+    store = moto_store(credentials=credentials.key)
+    signers = Signers(store)
+    try:
+        await store.record("AR1133")
+        clock.now += LOOKUP_SPACING_SECONDS
+        await store.record("AR1133")  # near expiry: signed with it, and a lookup starts
+        for _ in range(500):
+            if len(runs.read_text()) == 4:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        await store.record("AR1133")
+    finally:
+        await store.aclose()
+    # Each lookup runs the process twice: once to find the key, once more as botocore finds
+    # a key that is already in its advisory window (this one lives 60 s).
+    assert signers.key_ids == ["AKIDPROCESS1", "AKIDPROCESS1", "AKIDPROCESS3"]
+    assert len(runs.read_text()) == 4
 
 
 async def test_a_slow_refresh_never_blocks_the_event_loop(
@@ -153,7 +183,10 @@ class FailingSession:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def get_credentials(self) -> None:
+    def get_component(self, name: str) -> "FailingSession":
+        return self  # the credential resolver
+
+    def load_credentials(self) -> None:
         raise self.error
 
 
@@ -198,7 +231,10 @@ class CountingSession:
     def __init__(self) -> None:
         self.lookups = 0
 
-    def get_credentials(self) -> Credentials:
+    def get_component(self, name: str) -> "CountingSession":
+        return self  # the credential resolver
+
+    def load_credentials(self) -> Credentials:
         self.lookups += 1
         return Credentials("AKIDSTATIC", "secret")
 
@@ -209,3 +245,134 @@ async def test_static_keys_are_looked_up_once() -> None:
     keys = [await credentials.key() for _ in range(3)]
     assert [key.id if key else None for key in keys] == ["AKIDSTATIC"] * 3
     assert session.lookups == 1
+
+
+class Sts:
+    """A credential chain that issues keys living 20 minutes by `clock`, each lookup taking
+    `delay` s of real time on its thread; while `failing`, every lookup fails."""
+
+    LIFETIME = 20 * 60
+
+    def __init__(self, clock: Clock, delay: float = 0.2) -> None:
+        self.clock = clock
+        self.delay = delay
+        self.failing = False
+        self.lookups = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    def get_component(self, name: str) -> "Sts":
+        return self  # the credential resolver
+
+    def load_credentials(self) -> RefreshableCredentials:
+        with self._lock:
+            self.lookups += 1
+            number = self.lookups
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay)
+            if self.failing:
+                raise CredentialRetrievalError(provider="sts", error_msg="unreachable")
+            return RefreshableCredentials(
+                f"AKID{number}",
+                "secret",
+                "token",
+                self._at(self.clock.now + self.LIFETIME),
+                refresh_using=lambda: {},
+                method="sts",
+                time_fetcher=lambda: self._at(self.clock.now),
+            )
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    @staticmethod
+    def _at(moment: float) -> datetime:
+        return datetime.fromtimestamp(moment, UTC)
+
+    async def idle(self) -> None:
+        """Once a lookup that was just asked for, if any, has ended and been taken in."""
+        await asyncio.sleep(0.02)
+        while self.in_flight:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
+
+
+async def concurrent_keys(credentials: ChainCredentials, calls: int = 20) -> list[float]:
+    """`calls` concurrent asks for the key; how long each took (real seconds)."""
+
+    async def timed() -> float:
+        started = time.perf_counter()
+        key = await credentials.key()
+        assert key is not None
+        return time.perf_counter() - started
+
+    return await asyncio.gather(*(timed() for _ in range(calls)))
+
+
+async def test_a_refresh_failing_for_60_s_backs_off_logs_each_failure_and_stalls_no_call(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    sts = Sts(clock)
+    credentials = ChainCredentials(session=sts, clock=clock)
+    assert (await credentials.key()) is not None
+    assert sts.lookups == 1
+    clock.now += 6 * 60  # 14 minutes left: inside botocore's advisory window (15 minutes)
+    sts.failing = True
+    caplog.set_level(logging.WARNING, logger="kiusys_app.stores.aws_credentials")
+    slowest = 0.0
+    for _ in range(60):
+        slowest = max(slowest, *await concurrent_keys(credentials))
+        await sts.idle()
+        clock.now += 1
+    failed = sts.lookups - 1
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("aws_credentials")]
+    print(
+        f"60 s of failing STS: {failed} lookups, the slowest of 1,200 calls {slowest * 1e3:.1f} ms"
+    )
+    assert failed == 6, "at 0, 1, 3, 7, 15 and 31 s: the pause doubles from 1 s"
+    assert sts.most_in_flight == 1, "20 calls at a time, one lookup"
+    assert slowest < sts.delay / 4, "every call signed with the key it had"
+    assert len(lines) == failed, "one line per failed lookup"
+    assert all("Error when retrieving credentials from sts: unreachable" in line for line in lines)
+    assert all("signing with the key that is still valid" in line for line in lines)
+    sts.failing = False
+    clock.now += RETRY_CAP_SECONDS
+    await credentials.key()
+    await sts.idle()
+    keys = {key.id if key else None for key in [await credentials.key()]}
+    assert keys == {f"AKID{sts.lookups}"}, "the next lookup after STS is back signs"
+
+
+async def test_calls_fail_fast_as_unavailable_only_once_the_key_has_expired(clock: Clock) -> None:
+    sts = Sts(clock)
+    credentials = ChainCredentials(session=sts, clock=clock)
+    await credentials.key()
+    sts.failing = True
+    clock.now += Sts.LIFETIME - 1
+    assert (await credentials.key()) is not None, "a second left: still signs"
+    await sts.idle()
+    clock.now += 2
+    with pytest.raises(CredentialsError) as expired:
+        await credentials.key()  # no valid key: waits for the lookup, which fails
+    assert expired.value.kind is StoreErrorKind.UNAVAILABLE
+    started = time.perf_counter()
+    with pytest.raises(CredentialsError):
+        await credentials.key()  # in the pause after that failure: at once
+    assert time.perf_counter() - started < sts.delay / 4
+
+
+async def test_a_chain_that_found_nothing_is_asked_again_and_finds_keys_that_appear_later(
+    no_credentials: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    credentials = ChainCredentials(clock=clock)
+    assert await credentials.key() is None
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDLATER")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    assert await credentials.key() is None, "asked again only after a pause"
+    clock.now += RETRY_FIRST_SECONDS
+    key = await credentials.key()
+    assert key is not None
+    assert key.id == "AKIDLATER"

@@ -23,7 +23,8 @@ from kiusys_app.api.routes import health
 from kiusys_app.config import Settings
 from kiusys_app.stores import StoreError, StoreErrorKind
 from kiusys_app.stores import dynamodb as dynamodb_store
-from kiusys_app.stores.dynamodb import Answer, DynamoDBStore
+from kiusys_app.stores.dynamodb import DynamoDBStore
+from kiusys_app.stores.dynamodb_wire import Answer
 from tests.support.app import metric, started_app
 from tests.support.aws import KEYS_TABLE, TABLE, create_tables, dynamodb
 from tests.support.processes import free_port, moto_server
@@ -71,8 +72,8 @@ class Hook:
         self.answer = answer
         self.deliver = deliver
         self._action = action
-        self._send = store.transport
-        store.transport = self
+        self._send = store.wire.transport
+        store.wire.transport = self
 
     async def __call__(self, request: Request, timeout: float) -> Answer:
         if request.headers["X-Amz-Target"].rpartition(".")[2] != self._action:
@@ -502,19 +503,23 @@ async def test_a_keyed_record_cancelled_by_throttling_is_throttled(
 
 
 @pytest.mark.anyio
-async def test_keyed_record_conflicts_that_persist_are_unavailable(
-    moto_store: Callable[..., DynamoDBStore],
+async def test_keyed_record_conflicts_that_persist_are_retried_until_the_budget_ends(
+    moto_store: Callable[..., DynamoDBStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    now = [0.0]  # monotonic seconds, moved by the pauses only
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
+        now[0] += seconds
 
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the top of each jitter range
     error = await store_error_of(
         moto_store,
         lambda store: store.record("AR1133", "order-1"),
         {"TransactWriteItems": cancelled("None", "TransactionConflict")},
         sleep=sleep,
+        monotonic=lambda: now[0],
     )
     assert (error.kind, error.reason, error.table, error.operation) == (
         StoreErrorKind.UNAVAILABLE,
@@ -522,7 +527,7 @@ async def test_keyed_record_conflicts_that_persist_are_unavailable(
         TABLE,
         "TransactWriteItems",
     )
-    assert len(slept) == 6, "one backoff after each of the 6 attempts"
+    assert slept == [0.02, 0.04, 0.08, 0.16, 0.32] + [0.5] * 8, "until a pause would end it"
 
 
 @pytest.mark.anyio

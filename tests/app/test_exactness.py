@@ -1,16 +1,18 @@
 """Exactly-once under real concurrency: 3 workers of `kiusys-app`, 40 clients x 20 records each
-(800), plain and keyed; and 50 clients sending one key at once."""
+(800), plain and keyed; 50 clients sending one key at once; and, through the contention layer
+(DynamoDB's transaction conflicts, which moto lacks), a busy route and a hot keyed route."""
 
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.contention_proxy import contention_proxy
 from tests.support.processes import app_server
 
 pytestmark = pytest.mark.slow
@@ -25,11 +27,11 @@ def hammer(
     paths: list[str],
     headers: Mapping[str, str] | None = None,
     *,
-    keyed: bool = False,
+    keyed: Callable[[int], bool] = lambda index: False,
     clients: int = CLIENTS,
 ) -> Counter[int]:
-    """Each of `clients` threads posts every path in `paths`, all starting at once; `keyed`
-    gives each post an Idempotency-Key of its own."""
+    """Each of `clients` threads posts every path in `paths`, all starting at once; a post for
+    whose index in `paths` `keyed` is true has an Idempotency-Key of its own."""
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
     barrier = threading.Barrier(clients)
@@ -37,8 +39,8 @@ def hammer(
     def client() -> None:
         with httpx.Client(base_url=base_url, timeout=30.0) as http:
             barrier.wait()
-            for path in paths:
-                sent = {"Idempotency-Key": uuid.uuid4().hex} if keyed else headers
+            for index, path in enumerate(paths):
+                sent = {"Idempotency-Key": uuid.uuid4().hex} if keyed(index) else headers
                 try:
                     status = http.post(path, headers=sent).status_code
                 except httpx.TransportError:
@@ -59,7 +61,7 @@ def assert_exact(base_url: str, *, keyed: bool = False) -> None:
     paths = ["/save-transaction/AR1133", "/v1/routes/ar1133/transactions"] * (
         RECORDS_PER_CLIENT // 2
     )
-    statuses = hammer(base_url, paths, keyed=keyed)
+    statuses = hammer(base_url, paths, keyed=lambda index: keyed)
     acknowledged = statuses[200] + statuses[201]
     counted = httpx.get(f"{base_url}/get-transaction/AR1133").json()["AR1133"]
     sent = CLIENTS * RECORDS_PER_CLIENT
@@ -123,3 +125,40 @@ def test_sqlite_counts_survive_a_restart(sqlite_env: dict[str, str]) -> None:
     with app_server(sqlite_env) as url:
         assert httpx.get(f"{url}/get-transaction/AR1133").json() == {"AR1133": 3}
         assert httpx.post(f"{url}/save-transaction/AR1133").json() == {"AR1133": 4}
+
+
+@pytest.fixture
+def contended_server(moto_tables: Any, moto_url: str) -> Iterator[str]:
+    """3 workers on moto behind the contention layer: each transaction in flight for 10 ms."""
+    with contention_proxy(moto_url, hold=0.01) as proxy:
+        env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": proxy.url}
+        with app_server(env, workers=WORKERS) as url:
+            yield url
+        print(f"the contention layer refused {dict(proxy.refused)}")
+
+
+def test_a_busy_route_with_plain_and_keyed_records_answers_no_5xx_and_counts_each(
+    contended_server: str,
+) -> None:
+    # Every second record keyed: 200 plain and 200 keyed records on one route.
+    paths = ["/v1/routes/AR1133/transactions"] * 10
+    statuses = hammer(contended_server, paths, keyed=lambda index: index % 2 == 1)
+    counted = httpx.get(f"{contended_server}/get-transaction/AR1133").json()["AR1133"]
+    print(f"busy route: statuses {dict(statuses)}, counted {counted}")
+    assert statuses == Counter({201: CLIENTS * len(paths)})
+    assert counted == CLIENTS * len(paths)
+
+
+HOT_CLIENTS = 50
+HOT_RECORDS = 400
+
+
+def test_a_hot_keyed_route_answers_every_record_and_counts_each_once(
+    contended_server: str,
+) -> None:
+    paths = ["/v1/routes/LA0001/transactions"] * (HOT_RECORDS // HOT_CLIENTS)
+    statuses = hammer(contended_server, paths, keyed=lambda index: True, clients=HOT_CLIENTS)
+    counted = httpx.get(f"{contended_server}/get-transaction/LA0001").json()["LA0001"]
+    print(f"hot keyed route: statuses {dict(statuses)}, counted {counted}")
+    assert statuses == Counter({201: HOT_RECORDS})
+    assert counted == HOT_RECORDS

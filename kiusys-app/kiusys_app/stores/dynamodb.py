@@ -1,32 +1,30 @@
 """The DynamoDB store: atomic counters, and exactly-once records through transactions.
 
-A plain record is one `UpdateItem ADD`. A record with an idempotency key is one
-`TransactWriteItems` that writes the key (only if it is new or expired) together with the
-counter increment, so either both happen or neither does.
+A plain record is one `UpdateItem ADD 1`. Keyed records wait in a queue per route, and the
+route's one writer sends all that are waiting as one `TransactWriteItems`: the counter's
+`ADD n` and one conditional `Put` per key (written only if it is new or expired), so either
+all of them happen or none does. One transaction at a time per route and process is what
+keeps keyed records on a busy route from cancelling each other.
 
-Each call is DynamoDB's JSON protocol over aiohttp on the event loop, signed by aiodynamo's
-SigV4 signer with keys from botocore's credential chain. This module owns the retries, because
-it alone knows which calls a repeat cannot count twice (see `_call`); aiodynamo's own client
-loop retries a 500 and a dropped connection, which may repeat an applied write.
+The wire (signing, sending, classifying an answer) is `dynamodb_wire`; the retries and their
+budget are `dynamodb_retry`. aiodynamo's own client loop is not used: it retries a 500 and a
+dropped connection, which may repeat an applied write.
 """
 
 import asyncio
 import contextlib
-import json
-import random
+import itertools
 import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from aiodynamo.credentials import Key
-from aiodynamo.sign import Request, signed_dynamo_request
-from yarl import URL
 
-from kiusys_app.stores.aws_credentials import ChainCredentials, CredentialsError
+from kiusys_app.stores import dynamodb_retry
+from kiusys_app.stores.aws_credentials import ChainCredentials
 from kiusys_app.stores.base import (
     IDEMPOTENCY_TTL_SECONDS,
     IdempotencyKeyMismatch,
@@ -36,6 +34,8 @@ from kiusys_app.stores.base import (
     StoreErrorKind,
     StoreObserver,
 )
+from kiusys_app.stores.dynamodb_retry import Budget, backoff
+from kiusys_app.stores.dynamodb_wire import POOL_SIZE, Cancelled, ConditionFailed, Wire
 
 # The seed's data model: hash key `flight-route` (S) and the counter `record` (N).
 ROUTE_ATTR = "flight-route"
@@ -50,35 +50,10 @@ WRITER_ATTR = "written-by"
 PROBE_KEY = "-readyz-"
 _NEVER = "attribute_exists(#key) AND attribute_not_exists(#key)"
 
-# Error types that DynamoDB answers before it applies anything, and that ask us to slow down.
-_THROTTLING_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
-)
-# Error types that no retry gets past: rights, credentials, tables, request shape.
-_MISCONFIGURED_CODES = frozenset(
-    {
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignatureException",
-        "MissingAuthenticationTokenException",
-        "ExpiredTokenException",
-        "ResourceNotFoundException",
-        "ValidationException",
-    }
-)
-# Server-side failures: the request may or may not have been applied.
-_SERVER_ERROR_CODES = frozenset(
-    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
-)
-_CANCELLED = "TransactionCanceledException"
-_CONDITION_FAILED = "ConditionalCheckFailedException"
+_CONDITION_FAILED = "ConditionalCheckFailed"
+_CONFLICT = "TransactionConflict"
 _THROTTLING_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
-# Status codes of an answer that is not DynamoDB's (a proxy, a load balancer) that are worth a
-# retry; any other foreign answer means the endpoint is wrong.
-_TRANSIENT_FOREIGN_STATUSES = frozenset({500, 502, 503, 504})
-# DynamoDB answers in its own JSON protocol, errors included.
-_CONTENT_TYPE = "application/x-amz-json"
+_RETRIED_REASONS = _THROTTLING_REASONS | {_CONFLICT, "None", _CONDITION_FAILED}
 
 # Every store call ends within this budget, retries and pauses included: well inside the
 # server's 20 s drain, so a rollout never cuts a call short, and long enough for several
@@ -87,88 +62,20 @@ CALL_BUDGET_SECONDS = 5.0
 # Readiness's budget: under the kubelet's probe timeout (2 s), so that a slow or throttling
 # store answers the probe (ready) before the kubelet gives up on it (not ready).
 PING_BUDGET_SECONDS = 1.0
-# One attempt's ceiling. DynamoDB answers in milliseconds; an attempt this slow is lost.
-ATTEMPT_TIMEOUT_SECONDS = 2.0
-CONNECT_TIMEOUT_SECONDS = 1.0
-# Rounds of cancelled transactions and of unprocessed batch keys.
-MAX_ATTEMPTS = 6
-_BACKOFF_BASE_SECONDS = 0.02
-_BACKOFF_CAP_SECONDS = 0.5
-# Connections per process to DynamoDB.
-POOL_SIZE = 64
+# Rounds of unprocessed batch keys, within the budget (cancelled transactions: the budget only).
+MAX_ROUNDS = 6
+# One transaction holds at most 100 actions: the counter's, and one per key.
+MAX_KEYS_PER_TRANSACTION = 99
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the endpoint answered to one request."""
+@dataclass(slots=True, eq=False)
+class _Keyed:
+    """A keyed record waiting for its route's transaction; `writer` marks the key it writes."""
 
-    status: int
-    content_type: str | None
-    body: bytes
-
-
-# Sends one signed request within a timeout (seconds). A test may wrap it to inject faults.
-Transport = Callable[[Request, float], Awaitable[Answer]]
-
-
-class _Failed(Exception):
-    """One attempt failed. `maybe_applied`: it was sent, and nothing says it was not applied."""
-
-    def __init__(self, kind: StoreErrorKind, reason: str, *, maybe_applied: bool) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-        self.maybe_applied = maybe_applied
-
-
-class _ConditionFailed(Exception):
-    """A write's condition did not hold, so nothing was written."""
-
-
-class _Cancelled(Exception):
-    """A transaction was cancelled; `reasons` has one code per item."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__(reasons)
-        self.reasons = reasons
-
-
-def _error_of(answer: Answer) -> tuple[str, str, dict[str, Any]] | None:
-    """DynamoDB's error type, message and body; None for an answer that is not DynamoDB's.
-    The `__type` field marks it, whatever the content type (moto's is `application/json`)."""
-    try:
-        body = json.loads(answer.body)
-        code = str(body["__type"]).rpartition("#")[2]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return code, str(body.get("message") or body.get("Message") or ""), body
-
-
-def classify(answer: Answer) -> _Failed | _Cancelled | _ConditionFailed | RuntimeError:
-    """What a non-200 answer means. A RuntimeError is an error type this service does not know
-    for a request DynamoDB refused: only a bug here sends such a request."""
-    error = _error_of(answer)
-    if error is None:
-        reason = f"dynamodb: the endpoint answered {answer.status} {answer.content_type!r}"
-        if answer.status in _TRANSIENT_FOREIGN_STATUSES:
-            return _Failed(StoreErrorKind.UNAVAILABLE, reason, maybe_applied=True)
-        return _Failed(StoreErrorKind.MISCONFIGURED, f"{reason}, not DynamoDB", maybe_applied=False)
-    code, message, body = error
-    reason = f"dynamodb: {code}: {message}".rstrip(": ")
-    if code in _THROTTLING_CODES:
-        return _Failed(StoreErrorKind.THROTTLED, reason, maybe_applied=False)
-    if code in _MISCONFIGURED_CODES:
-        return _Failed(StoreErrorKind.MISCONFIGURED, reason, maybe_applied=False)
-    if code == _CONDITION_FAILED:
-        return _ConditionFailed(reason)
-    if code == _CANCELLED:
-        reasons = body.get("CancellationReasons")
-        if not reasons:  # one per item, always: without them nothing tells what happened
-            return RuntimeError("transaction cancelled without reasons")
-        return _Cancelled([str(reason.get("Code", "None")) for reason in reasons])
-    if code in _SERVER_ERROR_CODES or answer.status >= 500:
-        return _Failed(StoreErrorKind.UNAVAILABLE, reason, maybe_applied=True)
-    return RuntimeError(f"{reason} (HTTP {answer.status})")
+    key: str
+    budget: Budget
+    answer: "asyncio.Future[RecordResult]"
+    writer: str = field(default_factory=lambda: secrets.token_hex(16))
 
 
 class DynamoDBStore:
@@ -182,39 +89,42 @@ class DynamoDBStore:
         credentials: Callable[[], Awaitable[Key | None]] | None = None,
         tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: StoreObserver | None = None,
+        pool_size: int = POOL_SIZE,
     ) -> None:
         self._table = table_name
         self._keys_table = idempotency_table_name
-        self._region = region
-        self._endpoint = URL(endpoint_url)
-        self._key = credentials or ChainCredentials().key
-        self._tls = tls or ssl.create_default_context()
+        self.wire = Wire(
+            region=region,
+            endpoint_url=endpoint_url,
+            credentials=credentials or ChainCredentials().key,
+            tls=tls or ssl.create_default_context(),
+            pool_size=pool_size,
+        )
         self._clock = clock
+        self._monotonic = monotonic
         self._sleep = sleep
         self._observer = observer or NullObserver()
-        self._session: aiohttp.ClientSession | None = None
-        self.transport: Transport = self._post
-        # Built once: the increment is the same for every route but the key.
-        self._increment_params = {
-            "TableName": table_name,
-            "UpdateExpression": "ADD #count :one",
-            "ExpressionAttributeNames": {"#count": COUNT_ATTR},
-            "ExpressionAttributeValues": {":one": {"N": "1"}},
-        }
+        # Keyed records waiting per route, and the task that writes each route's.
+        self._waiting: dict[str, list[_Keyed]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+
+    def _budget(self, seconds: float) -> Budget:
+        return Budget(self._monotonic() + seconds, self._sleep, self._monotonic)
 
     async def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
-        deadline = time.monotonic() + CALL_BUDGET_SECONDS
+        budget = self._budget(CALL_BUDGET_SECONDS)
         if idempotency_key is None:
-            return await self._record(route, deadline)
-        return await self._record_with_key(route, idempotency_key, deadline)
+            return await self._record(route, budget)
+        return await self._record_with_key(route, idempotency_key, budget)
 
     async def get(self, route: str) -> int:
-        return await self._get(route, time.monotonic() + CALL_BUDGET_SECONDS)
+        return await self._get(route, self._budget(CALL_BUDGET_SECONDS))
 
     async def get_many(self, routes: Sequence[str]) -> dict[str, int]:
-        return await self._get_many(routes, time.monotonic() + CALL_BUDGET_SECONDS)
+        return await self._get_many(routes, self._budget(CALL_BUDGET_SECONDS))
 
     async def ping(self, writes: bool = False) -> None:
         # A read of a key that never exists in each table, with the service's own rights; with
@@ -222,15 +132,11 @@ class DynamoDBStore:
         # holds. DynamoDB authorizes a request before it evaluates its condition, so
         # ConditionalCheckFailed proves the right, AccessDenied refuses it, and nothing is
         # written (a failed condition still costs a write unit).
-        deadline = time.monotonic() + PING_BUDGET_SECONDS
+        budget = self._budget(PING_BUDGET_SECONDS)
         probes = ((self._table, ROUTE_ATTR), (self._keys_table, KEY_ATTR))
         for table, key in probes:
             await self._call(
-                "GetItem",
-                table,
-                {"TableName": table, "Key": {key: {"S": PROBE_KEY}}},
-                deadline=deadline,
-                repeatable=True,
+                "GetItem", {"TableName": table, "Key": {key: {"S": PROBE_KEY}}}, budget
             )
         if not writes:
             return
@@ -239,13 +145,10 @@ class DynamoDBStore:
             "UpdateItem",
             {
                 **never,
-                "TableName": self._table,
-                "Key": {ROUTE_ATTR: {"S": PROBE_KEY}},
-                "UpdateExpression": "ADD #count :one",
+                **self._increment(PROBE_KEY, 1),
                 "ExpressionAttributeNames": {"#key": ROUTE_ATTR, "#count": COUNT_ATTR},
-                "ExpressionAttributeValues": {":one": {"N": "1"}},
             },
-            deadline,
+            budget,
         )
         await self._refused_write(
             "PutItem",
@@ -255,208 +158,62 @@ class DynamoDBStore:
                 "Item": {KEY_ATTR: {"S": PROBE_KEY}},
                 "ExpressionAttributeNames": {"#key": KEY_ATTR},
             },
-            deadline,
+            budget,
         )
 
-    async def _refused_write(self, action: str, payload: dict[str, Any], deadline: float) -> None:
+    async def _refused_write(self, action: str, payload: dict[str, Any], budget: Budget) -> None:
         """A write whose condition never holds: repeatable, as it never applies. Its refusal
         proves the right (so would a success, from a stand-in that ignores conditions)."""
-        with contextlib.suppress(_ConditionFailed):
-            await self._call(
-                action, payload["TableName"], payload, deadline=deadline, repeatable=True
-            )
+        with contextlib.suppress(ConditionFailed):
+            await self._call(action, payload, budget)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    # One call: its attempts, and what each answer means.
-
-    async def _post(self, request: Request, timeout: float) -> Answer:
-        if self._session is None:  # made here, inside the running event loop
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=POOL_SIZE, ssl=self._tls)
-            )
-        async with self._session.post(
-            request.url,
-            data=request.body,
-            headers=request.headers,
-            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=CONNECT_TIMEOUT_SECONDS),
-        ) as response:
-            body = await response.read()
-            return Answer(response.status, response.headers.get("Content-Type"), body)
-
-    async def _attempt(self, action: str, payload: dict[str, Any], timeout: float) -> Any:
-        try:
-            key = await self._key()
-        except CredentialsError as exc:
-            raise _Failed(exc.kind, f"dynamodb: {exc.reason}", maybe_applied=False) from None
-        if key is None:
-            raise _Failed(
-                StoreErrorKind.MISCONFIGURED,
-                "dynamodb: no AWS credentials found",
-                maybe_applied=False,
-            )
-        request = signed_dynamo_request(
-            key=key, payload=payload, action=action, region=self._region, endpoint=self._endpoint
-        )
-        try:
-            answer = await self.transport(request, timeout)
-        except aiohttp.ClientConnectorCertificateError as exc:
-            # Not the endpoint we trust (or AWS_CA_BUNDLE lacks its CA): no retry helps.
-            raise _Failed(
-                StoreErrorKind.MISCONFIGURED, f"dynamodb: {exc!r}", maybe_applied=False
-            ) from None
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # No connection was made, so nothing was sent.
-            raise _Failed(
-                StoreErrorKind.UNAVAILABLE, f"dynamodb: {exc!r}", maybe_applied=False
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            # A reset, a late or cut answer: the request may have arrived.
-            raise _Failed(
-                StoreErrorKind.UNAVAILABLE, f"dynamodb: {exc!r}", maybe_applied=True
-            ) from None
-        if answer.status != 200:
-            raise classify(answer)
-        if not (answer.content_type or "").startswith(_CONTENT_TYPE):
-            raise _Failed(
-                StoreErrorKind.MISCONFIGURED,
-                f"dynamodb: the endpoint answered {answer.content_type!r}, not DynamoDB",
-                maybe_applied=False,
-            )
-        try:
-            return json.loads(answer.body)
-        except ValueError:
-            raise _Failed(
-                StoreErrorKind.MISCONFIGURED,
-                "dynamodb: the endpoint answered a body that is not JSON",
-                maybe_applied=False,
-            ) from None
+        for writer in list(self._writers.values()):
+            writer.cancel()
+        await self.wire.aclose()
 
     async def _call(
         self,
         action: str,
-        table: str,
         payload: dict[str, Any],
+        budget: Budget,
         *,
-        deadline: float,
-        repeatable: bool,
+        table: str | None = None,
+        repeatable: bool = True,
     ) -> Any:
-        """One DynamoDB call, tried again while that cannot count anything twice and the budget
-        lasts. An attempt that was not applied (throttled, never connected) is always tried
-        again; one that may have been applied only if the call is `repeatable`: a read, or a
-        keyed record, whose condition turns a repeat into a no-op."""
-        attempt = 0
-        while True:
-            timeout = min(ATTEMPT_TIMEOUT_SECONDS, deadline - time.monotonic())
-            try:
-                return await self._attempt(action, payload, timeout)
-            except _Failed as failure:
-                kind = failure.kind
-                if failure.maybe_applied and not repeatable:
-                    kind = StoreErrorKind.OUTCOME_UNKNOWN
-                pause = self._backoff(attempt)
-                retry = kind in (StoreErrorKind.THROTTLED, StoreErrorKind.UNAVAILABLE)
-                if not retry or time.monotonic() + pause >= deadline:
-                    raise StoreError(kind, failure.reason, table=table, operation=action) from None
-                await self._sleep(pause)
-                attempt += 1
+        """One call; `table`, for the operator's log, is the payload's own unless given."""
+        return await dynamodb_retry.call(
+            self.wire.attempt,
+            action,
+            table or payload["TableName"],
+            payload,
+            budget=budget,
+            repeatable=repeatable,
+        )
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: a random wait up to an exponentially growing, capped ceiling."""
-        ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+    # Plain records and reads.
 
-    # The store's calls.
+    def _increment(self, route: str, by: int) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Key": {ROUTE_ATTR: {"S": route}},
+            "UpdateExpression": "ADD #count :by",
+            "ExpressionAttributeNames": {"#count": COUNT_ATTR},
+            "ExpressionAttributeValues": {":by": {"N": str(by)}},
+        }
 
-    def _increment(self, route: str) -> dict[str, Any]:
-        return {**self._increment_params, "Key": {ROUTE_ATTR: {"S": route}}}
-
-    async def _record(self, route: str, deadline: float) -> RecordResult:
+    async def _record(self, route: str, budget: Budget) -> RecordResult:
         response = await self._call(
             "UpdateItem",
-            self._table,
-            {**self._increment(route), "ReturnValues": "UPDATED_NEW"},
-            deadline=deadline,
+            {**self._increment(route, 1), "ReturnValues": "UPDATED_NEW"},
+            budget,
             repeatable=False,
         )
         return RecordResult(count=int(response["Attributes"][COUNT_ATTR]["N"]))
 
-    async def _record_with_key(self, route: str, key: str, deadline: float) -> RecordResult:
-        # Written with the key: a key found holding it was written by this very request.
-        writer = secrets.token_hex(16)
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                await self._record_once(route, key, writer, deadline)
-            except _Cancelled as cancelled:
-                reasons = cancelled.reasons
-            else:
-                return RecordResult(count=await self._get(route, deadline))
-            if reasons[0] == "ConditionalCheckFailed":
-                return await self._replay(route, key, writer, deadline)
-            if _THROTTLING_REASONS.intersection(reasons):
-                raise StoreError(
-                    StoreErrorKind.THROTTLED,
-                    f"dynamodb: transaction cancelled {reasons}",
-                    table=self._table,
-                    operation="TransactWriteItems",
-                )
-            if "TransactionConflict" not in reasons:
-                raise RuntimeError(f"transaction cancelled: {reasons}")
-            self._observer.conflict_retried()
-            await self._sleep(self._backoff(attempt))
-        raise StoreError(
-            StoreErrorKind.UNAVAILABLE,
-            "dynamodb: transaction conflicts persisted",
-            table=self._table,
-            operation="TransactWriteItems",
-        )
-
-    async def _record_once(self, route: str, key: str, writer: str, deadline: float) -> None:
-        """Write the key and the increment in one transaction; raises _Cancelled if cancelled."""
-        now = int(self._clock())
-        put_key = {
-            "TableName": self._keys_table,
-            "Item": {
-                KEY_ATTR: {"S": key},
-                ROUTE_ATTR: {"S": route},
-                EXPIRES_ATTR: {"N": str(now + IDEMPOTENCY_TTL_SECONDS)},
-                WRITER_ATTR: {"S": writer},
-            },
-            # TTL deletion lags by up to days, so an expired key is overwritten, not honoured.
-            "ConditionExpression": "attribute_not_exists(#key) OR #expires <= :now",
-            "ExpressionAttributeNames": {"#key": KEY_ATTR, "#expires": EXPIRES_ATTR},
-            "ExpressionAttributeValues": {":now": {"N": str(now)}},
-        }
-        await self._call(
-            "TransactWriteItems",
-            self._keys_table,
-            {"TransactItems": [{"Put": put_key}, {"Update": self._increment(route)}]},
-            deadline=deadline,
-            repeatable=True,
-        )
-
-    async def _replay(self, route: str, key: str, writer: str, deadline: float) -> RecordResult:
+    async def _get(self, route: str, budget: Budget) -> int:
         response = await self._call(
             "GetItem",
-            self._keys_table,
-            {"TableName": self._keys_table, "Key": {KEY_ATTR: {"S": key}}, "ConsistentRead": True},
-            deadline=deadline,
-            repeatable=True,
-        )
-        item = response.get("Item", {})
-        key_route = item.get(ROUTE_ATTR, {}).get("S", route)
-        if key_route != route:
-            raise IdempotencyKeyMismatch(key_route)
-        # This request's own earlier attempt, applied though its answer was lost: not a replay.
-        own = item.get(WRITER_ATTR, {}).get("S") == writer
-        return RecordResult(count=await self._get(route, deadline), replayed=not own)
-
-    async def _get(self, route: str, deadline: float) -> int:
-        response = await self._call(
-            "GetItem",
-            self._table,
             {
                 "TableName": self._table,
                 "Key": {ROUTE_ATTR: {"S": route}},
@@ -464,12 +221,11 @@ class DynamoDBStore:
                 "ProjectionExpression": "#count",
                 "ExpressionAttributeNames": {"#count": COUNT_ATTR},
             },
-            deadline=deadline,
-            repeatable=True,
+            budget,
         )
         return int(response.get("Item", {}).get(COUNT_ATTR, {}).get("N", 0))
 
-    async def _get_many(self, routes: Sequence[str], deadline: float) -> dict[str, int]:
+    async def _get_many(self, routes: Sequence[str], budget: Budget) -> dict[str, int]:
         counts = dict.fromkeys(routes, 0)
         request: dict[str, Any] = {
             self._table: {
@@ -479,23 +235,206 @@ class DynamoDBStore:
                 "ExpressionAttributeNames": {"#route": ROUTE_ATTR, "#count": COUNT_ATTR},
             }
         }
-        for attempt in range(MAX_ATTEMPTS):
+        for round_ in range(MAX_ROUNDS):
             response = await self._call(
-                "BatchGetItem",
-                self._table,
-                {"RequestItems": request},
-                deadline=deadline,
-                repeatable=True,
+                "BatchGetItem", {"RequestItems": request}, budget, table=self._table
             )
             for item in response.get("Responses", {}).get(self._table, []):
                 counts[item[ROUTE_ATTR]["S"]] = int(item[COUNT_ATTR]["N"])
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return counts
-            await self._sleep(self._backoff(attempt))
+            if not await budget.pause(backoff(round_)):
+                break
         raise StoreError(
             StoreErrorKind.UNAVAILABLE,
             "dynamodb: batch keys stayed unprocessed",
             table=self._table,
             operation="BatchGetItem",
         )
+
+    # Keyed records: a queue per route, one writer per route, answers after the commit.
+
+    async def _record_with_key(self, route: str, key: str, budget: Budget) -> RecordResult:
+        record = _Keyed(key, budget, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(route, []).append(record)
+        if route not in self._writers:
+            self._writers[route] = asyncio.create_task(self._write(route))
+        try:
+            async with asyncio.timeout(max(budget.left(), 0)):
+                return await asyncio.shield(record.answer)
+        except TimeoutError:
+            # Not yet sent, it never will be; sent, its condition makes a retry safe.
+            record.answer.cancel()
+            raise StoreError(
+                StoreErrorKind.UNAVAILABLE,
+                "dynamodb: the record's budget ended before its transaction did",
+                table=self._keys_table,
+                operation="TransactWriteItems",
+            ) from None
+
+    async def _write(self, route: str) -> None:
+        try:
+            while batch := self._take(route):
+                await self._commit(route, batch)
+        finally:
+            del self._writers[route]
+
+    def _take(self, route: str) -> list[_Keyed]:
+        """The route's next transaction: the records waiting, oldest first, one per key; a
+        second record of one key waits for the first's answer."""
+        batch: list[_Keyed] = []
+        later: list[_Keyed] = []
+        keys: set[str] = set()
+        for record in self._waiting.pop(route, []):
+            if record.answer.done():  # its caller gave up
+                continue
+            if record.key in keys or len(batch) == MAX_KEYS_PER_TRANSACTION:
+                later.append(record)
+            else:
+                keys.add(record.key)
+                batch.append(record)
+        if later:
+            self._waiting[route] = later
+        return batch
+
+    async def _commit(self, route: str, batch: list[_Keyed]) -> None:
+        """Send `batch` as one transaction until every record in it has its answer."""
+        budget = max((record.budget for record in batch), key=lambda budget: budget.deadline)
+        answered: list[tuple[_Keyed, bool]] = []  # each record, and whether it is a replay
+        pending = batch
+        try:
+            for round_ in itertools.count(1):
+                reasons = await self._transact(route, pending, budget)
+                if reasons is None:
+                    answered.extend((record, False) for record in pending)
+                    return
+                pending = await self._settle(route, pending, reasons, answered, budget)
+                if not pending:
+                    return
+                if not await self._pause_after(reasons, round_, budget):
+                    raise self._persisting(reasons)
+        except Exception as error:  # each caller gets it: a bug is a 500 there
+            for record in pending:
+                _answer(record, error)
+        finally:
+            if answered:
+                await self._answer_with_count(route, answered, budget)
+
+    async def _transact(
+        self, route: str, records: list[_Keyed], budget: Budget
+    ) -> list[str] | None:
+        """One transaction of `records`: None once committed, or why it was cancelled."""
+        now = int(self._clock())
+        puts = [
+            {
+                "Put": {
+                    "TableName": self._keys_table,
+                    "Item": {
+                        KEY_ATTR: {"S": record.key},
+                        ROUTE_ATTR: {"S": route},
+                        EXPIRES_ATTR: {"N": str(now + IDEMPOTENCY_TTL_SECONDS)},
+                        WRITER_ATTR: {"S": record.writer},
+                    },
+                    # TTL deletion lags by up to days: an expired key is overwritten, not honoured.
+                    "ConditionExpression": "attribute_not_exists(#key) OR #expires <= :now",
+                    "ExpressionAttributeNames": {"#key": KEY_ATTR, "#expires": EXPIRES_ATTR},
+                    "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                }
+            }
+            for record in records
+        ]
+        actions = [{"Update": self._increment(route, len(records))}, *puts]
+        try:
+            await self._call(
+                "TransactWriteItems", {"TransactItems": actions}, budget, table=self._keys_table
+            )
+        except Cancelled as cancelled:
+            return cancelled.reasons
+        return None
+
+    async def _settle(
+        self,
+        route: str,
+        records: list[_Keyed],
+        reasons: list[str],
+        answered: list[tuple[_Keyed, bool]],
+        budget: Budget,
+    ) -> list[_Keyed]:
+        """After a cancellation: the records whose key was found written are answered (a
+        replay, or this request's own earlier attempt); the rest are returned to send again."""
+        if len(reasons) != 1 + len(records) or not _RETRIED_REASONS.issuperset(reasons):
+            raise RuntimeError(f"transaction cancelled: {reasons}")
+        written = [
+            record
+            for record, reason in zip(records, reasons[1:], strict=True)
+            if reason == _CONDITION_FAILED
+        ]
+        replays = await asyncio.gather(*(self._replay(route, r, budget) for r in written))
+        for record, replayed in zip(written, replays, strict=True):
+            if isinstance(replayed, bool):
+                answered.append((record, replayed))
+            else:
+                _answer(record, replayed)
+        return [record for record in records if record not in written]
+
+    async def _replay(self, route: str, record: _Keyed, budget: Budget) -> bool | Exception:
+        """Whether a key found written is a replay (False: this request wrote it, though its
+        answer was lost); a mismatch or a failed read is the record's own outcome."""
+        try:
+            response = await self._call(
+                "GetItem",
+                {
+                    "TableName": self._keys_table,
+                    "Key": {KEY_ATTR: {"S": record.key}},
+                    "ConsistentRead": True,
+                },
+                budget,
+            )
+        except StoreError as error:
+            return error
+        item: dict[str, dict[str, str]] = response.get("Item", {})
+        key_route = item.get(ROUTE_ATTR, {}).get("S", route)
+        if key_route != route:
+            return IdempotencyKeyMismatch(key_route)
+        return item.get(WRITER_ATTR, {}).get("S") != record.writer
+
+    async def _pause_after(self, reasons: list[str], round_: int, budget: Budget) -> bool:
+        """Before sending again: a backoff after a conflict or throttling, none after replays."""
+        if _CONFLICT in reasons:
+            self._observer.conflict_retried()
+        elif not _THROTTLING_REASONS.intersection(reasons):
+            return True
+        return await budget.pause(backoff(round_ - 1))
+
+    def _persisting(self, reasons: list[str]) -> StoreError:
+        throttled = _THROTTLING_REASONS.intersection(reasons)
+        return StoreError(
+            StoreErrorKind.THROTTLED if throttled else StoreErrorKind.UNAVAILABLE,
+            f"dynamodb: transaction cancelled {reasons}"
+            if throttled
+            else "dynamodb: transaction conflicts persisted",
+            table=self._table,
+            operation="TransactWriteItems",
+        )
+
+    async def _answer_with_count(
+        self, route: str, answered: list[tuple[_Keyed, bool]], budget: Budget
+    ) -> None:
+        try:
+            count = await self._get(route, budget)
+        except StoreError as error:  # applied, but unanswered: a keyed retry is safe
+            for record, _ in answered:
+                _answer(record, error)
+            return
+        for record, replayed in answered:
+            _answer(record, RecordResult(count=count, replayed=replayed))
+
+
+def _answer(record: _Keyed, outcome: RecordResult | Exception) -> None:
+    if record.answer.done():  # its caller gave up
+        return
+    if isinstance(outcome, RecordResult):
+        record.answer.set_result(outcome)
+    else:
+        record.answer.set_exception(outcome)
