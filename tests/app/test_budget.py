@@ -1,0 +1,196 @@
+"""Every store call ends within its budget (5 s), whatever DynamoDB, the pool or the credentials
+do; no attempt starts with a timeout <= 0; and a call that waited for a pooled connection and
+never got one was never sent."""
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiodynamo.credentials import Key
+from aiodynamo.sign import Request
+
+from kiusys_app.stores import StoreError, StoreErrorKind
+from kiusys_app.stores import dynamodb as dynamodb_store
+from kiusys_app.stores.dynamodb import CALL_BUDGET_SECONDS, DynamoDBStore
+from kiusys_app.stores.dynamodb_retry import ATTEMPT_TIMEOUT_SECONDS, FLOOR_SECONDS
+from kiusys_app.stores.dynamodb_wire import Answer
+from tests.support.aws import TABLE
+from tests.support.delaying_proxy import delaying_proxy
+
+pytestmark = pytest.mark.anyio
+
+# The budget, and what the event loop may take beyond it to notice a timeout.
+ENDS_WITHIN = CALL_BUDGET_SECONDS + 0.5
+
+Call = Callable[[DynamoDBStore], Awaitable[Any]]
+CALLS: dict[str, Call] = {
+    "plain-record": lambda store: store.record("AR1133"),
+    "keyed-record": lambda store: store.record("AR1133", "order-1"),
+    "check": lambda store: store.get("AR1133"),
+    "check-many": lambda store: store.get_many(["AR1133", "LA0001"]),
+}
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A server that accepts connections, reads, and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+async def outcome_and_time(store: DynamoDBStore, call: Call) -> tuple[object, float]:
+    started = time.monotonic()
+    try:
+        outcome: object = await call(store)
+    except StoreError as error:
+        outcome = error.kind
+    return outcome, time.monotonic() - started
+
+
+async def test_against_an_endpoint_that_never_answers_every_call_ends_within_the_budget(
+    moto_store: Callable[..., DynamoDBStore], silent_endpoint: str
+) -> None:
+    store = moto_store(endpoint_url=silent_endpoint)
+    try:
+        results = await asyncio.gather(*(outcome_and_time(store, call) for call in CALLS.values()))
+    finally:
+        await store.aclose()
+    outcomes = dict(zip(CALLS, results, strict=True))
+    print({name: f"{kind} in {took:.2f} s" for name, (kind, took) in outcomes.items()})
+    assert {name: kind for name, (kind, _) in outcomes.items()} == {
+        "plain-record": StoreErrorKind.OUTCOME_UNKNOWN,  # sent once, never again
+        "keyed-record": StoreErrorKind.UNAVAILABLE,
+        "check": StoreErrorKind.UNAVAILABLE,
+        "check-many": StoreErrorKind.UNAVAILABLE,
+    }
+    assert max(took for _, took in results) < ENDS_WITHIN
+    assert outcomes["check"][1] > CALL_BUDGET_SECONDS - ATTEMPT_TIMEOUT_SECONDS, "retried"
+
+
+class LateUnprocessed:
+    """Answers every BatchGetItem `delay` seconds late, with every key unprocessed."""
+
+    def __init__(self, store: DynamoDBStore, delay: float) -> None:
+        self.rounds = 0
+        self.delay = delay
+        store.wire.transport = self
+
+    async def __call__(self, request: Request, timeout: float) -> Answer:
+        self.rounds += 1
+        await asyncio.sleep(min(self.delay, timeout))
+        if self.delay > timeout:
+            raise TimeoutError
+        keys = json.loads(request.body)["RequestItems"]
+        return Answer(
+            200, "application/x-amz-json-1.0", json.dumps({"UnprocessedKeys": keys}).encode()
+        )
+
+
+async def test_six_rounds_of_unprocessed_keys_answered_late_end_within_the_budget(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
+    store = moto_store()
+    rounds = LateUnprocessed(store, delay=0.9)  # 6 rounds: 5.4 s, and the pauses between
+    started = time.monotonic()
+    with pytest.raises(StoreError) as failed:
+        await store.get_many(["AR1133"])
+    took = time.monotonic() - started
+    await store.aclose()
+    print(f"{rounds.rounds} rounds in {took:.2f} s: {failed.value.reason}")
+    assert failed.value.kind is StoreErrorKind.UNAVAILABLE
+    assert took < ENDS_WITHIN
+
+
+class LostAfterTimeout:
+    """A transport whose every attempt is lost after its whole timeout, on `clock`."""
+
+    def __init__(self, clock: "FakeClock") -> None:
+        self.clock = clock
+        self.timeouts: list[float] = []
+
+    async def __call__(self, request: Request, timeout: float) -> Answer:
+        self.timeouts.append(timeout)
+        self.clock.now += timeout
+        raise TimeoutError
+
+
+class FakeClock:
+    """Monotonic seconds that only the store's pauses and the lost attempts move."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize("call", [CALLS["keyed-record"], CALLS["check"]], ids=["keyed", "check"])
+async def test_with_a_clock_no_attempt_has_a_timeout_of_zero_or_less_and_all_fit_the_budget(
+    moto_store: Callable[..., DynamoDBStore], call: Call
+) -> None:
+    clock = FakeClock()
+    store = moto_store(monotonic=clock, sleep=clock.sleep)
+    lost = LostAfterTimeout(clock)
+    store.wire.transport = lost
+    with pytest.raises(StoreError):
+        await call(store)
+    await store.aclose()
+    print(f"attempt timeouts {[round(t, 3) for t in lost.timeouts]}; ended at {clock.now:.3f} s")
+    assert len(lost.timeouts) >= 3
+    assert min(lost.timeouts) >= FLOOR_SECONDS
+    assert max(lost.timeouts) <= ATTEMPT_TIMEOUT_SECONDS
+    assert clock.now <= CALL_BUDGET_SECONDS
+
+
+async def test_the_wait_for_credentials_is_inside_the_budget(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
+    async def never() -> Key | None:
+        await asyncio.Event().wait()
+        return None
+
+    store = moto_store(credentials=never)
+    started = time.monotonic()
+    with pytest.raises(StoreError) as failed:
+        await store.record("AR1133")
+    took = time.monotonic() - started
+    await store.aclose()
+    assert (failed.value.kind, failed.value.reason) == (
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: credentials: none found within the call's budget",
+    ), "nothing was sent: no outcome unknown"
+    assert took < ENDS_WITHIN
+
+
+async def test_a_record_that_waited_for_a_pooled_connection_is_never_outcome_unknown(
+    moto_store: Callable[..., DynamoDBStore],
+    moto_url: str,
+    aws: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The only connection is held by the first record for its whole attempt (2 s); the second
+    # has a budget of 1 s, all of it spent waiting for that connection.
+    with delaying_proxy(moto_url, "UpdateItem", hold=3.0) as proxy:
+        store = moto_store(endpoint_url=proxy.url, pool_size=1)
+        try:
+            first = asyncio.create_task(outcome_and_time(store, CALLS["plain-record"]))
+            await asyncio.sleep(0.2)
+            monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 1.0)
+            second, took = await outcome_and_time(store, CALLS["plain-record"])
+            held, _ = await first
+        finally:
+            await store.aclose()
+    print(f"the held record: {held}; the one that waited: {second} in {took:.2f} s")
+    assert held is StoreErrorKind.OUTCOME_UNKNOWN, "sent, and its answer came too late"
+    assert second is StoreErrorKind.UNAVAILABLE, "never sent: a retry is safe"
+    stored = aws.get_item(TableName=TABLE, Key={"flight-route": {"S": "AR1133"}})["Item"]
+    assert stored["record"]["N"] == "1"
