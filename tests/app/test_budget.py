@@ -53,6 +53,7 @@ async def outcome_and_time(store: DynamoDBStore, call: Call) -> tuple[object, fl
     return outcome, time.monotonic() - started
 
 
+@pytest.mark.slow  # the whole 5 s budget, in real time
 async def test_against_an_endpoint_that_never_answers_every_call_ends_within_the_budget(
     moto_store: Callable[..., DynamoDBStore], silent_endpoint: str
 ) -> None:
@@ -92,6 +93,7 @@ class LateUnprocessed:
         )
 
 
+@pytest.mark.slow  # the whole 5 s budget, in real time
 async def test_six_rounds_of_unprocessed_keys_answered_late_end_within_the_budget(
     moto_store: Callable[..., DynamoDBStore],
 ) -> None:
@@ -151,6 +153,7 @@ async def test_with_a_clock_no_attempt_has_a_timeout_of_zero_or_less_and_all_fit
     assert clock.now <= CALL_BUDGET_SECONDS
 
 
+@pytest.mark.slow  # the whole 5 s budget, in real time
 async def test_the_wait_for_credentials_is_inside_the_budget(
     moto_store: Callable[..., DynamoDBStore],
 ) -> None:

@@ -486,8 +486,8 @@ def cancelled(*codes: str) -> AnswerOf:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("reason", ["ThrottlingError", "ProvisionedThroughputExceeded"])
-async def test_a_keyed_record_cancelled_by_throttling_is_throttled(
-    moto_store: Callable[..., DynamoDBStore], reason: str
+async def test_a_keyed_record_cancelled_by_throttling_is_retried_then_throttled(
+    moto_store: Callable[..., DynamoDBStore], reason: str, short_budget: None
 ) -> None:
     error = await store_error_of(
         moto_store,
