@@ -13,6 +13,9 @@ PORT ?= 8000
 PIP_QUIET := --quiet --disable-pip-version-check
 # make mutation
 PATTERN ?=
+# make chaos
+CHAOS_SEEDS ?= 1 2 3 4 5
+CHAOS_SECONDS ?= 60
 # make new-key
 NAME ?=
 # make load
@@ -27,7 +30,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: help run test lint fmt typecheck pytest test-tools bench load local-aws local-aws-down \
-	lock screenshot mutation new-key clean
+	lock screenshot chaos mutation new-key clean
 
 # $(call debian_package,COMMAND,PACKAGE,ELSE): unless COMMAND is on PATH, install PACKAGE with
 # apt-get (through sudo when not root); where there is no apt-get, print ELSE and go on.
@@ -97,6 +100,10 @@ load: $(DEV_STAMP) ## Drive a deployed endpoint: make load URL=https://… API_K
 	@command -v wrk >/dev/null || { echo 'wrk is needed: apt-get install wrk (Debian/Ubuntu) or brew install wrk' >&2; exit 2; }
 	@API_KEY='$(API_KEY)' $(BIN)/python -m bench.load '$(URL)' --duration '$(DURATION)' \
 		--connections '$(CONNECTIONS)' --routes '$(ROUTES)'
+
+chaos: $(DEV_STAMP) ## The fault campaign, CHAOS_SEEDS (1 2 3 4 5) of CHAOS_SECONDS (60) s each; make test runs one of 15 s
+	KIUSYS_CHAOS_SEEDS='$(CHAOS_SEEDS)' KIUSYS_CHAOS_SECONDS='$(CHAOS_SECONDS)' \
+		$(BIN)/pytest -p no:cacheprovider -q -s tests/app/test_chaos.py
 
 mutation: $(DEV_STAMP) ## Mutation testing (mutmut) of stores, API, models, settings; PATTERN=stores/sqlite.py for one
 	$(BIN)/python -m tests.support.mutation $(PATTERN)

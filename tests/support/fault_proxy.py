@@ -1,0 +1,130 @@
+"""A proxy in front of DynamoDB (moto, or the contention layer) that injects the faults of the
+real network and service, chosen by a seeded random draw per request:
+
+- `throttle`: DynamoDB's ProvisionedThroughputExceededException, not applied;
+- `reset-before` / `reset-after`: the connection is cut before the request goes on, or after
+  its answer came back (applied, answer lost);
+- `500-before` / `500-after`: InternalServerError, not applied or applied;
+- `late`: applied, answered after `late_seconds` (longer than an attempt);
+and, while `refusing()` is on, no connection is accepted at all.
+"""
+
+import asyncio
+import json
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from tests.support.processes import free_port
+
+FAULTS = ("throttle", "reset-before", "reset-after", "500-before", "500-after", "late")
+_JSON = "application/x-amz-json-1.0"
+
+
+def _error(code: str, status: int) -> web.Response:
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code})
+    return web.Response(status=status, body=body, content_type=_JSON)
+
+
+@dataclass
+class FaultProxy:
+    url: str
+    seed: int
+    # The chance that a request meets a fault, while `faulty`.
+    rate: float = 0.1
+    late_seconds: float = 2.5
+    faulty: bool = True
+    injected: Counter[str] = field(default_factory=Counter)
+    _random: random.Random = field(init=False)
+    _site: "web.TCPSite | None" = None
+    _loop: "asyncio.AbstractEventLoop | None" = None
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def draw(self) -> str | None:
+        if not self.faulty or self._random.random() >= self.rate:
+            return None
+        return self._random.choice(FAULTS)
+
+    def refusing(self, on: bool) -> None:
+        """Stop accepting connections (those already open stay), or start again."""
+        assert self._loop is not None
+        assert self._site is not None
+        site = self._site
+        coroutine = site.stop() if on else site.start()
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
+        if on:
+            self.injected["refused"] += 1
+
+
+@contextmanager
+def fault_proxy(target: str, seed: int, rate: float = 0.1) -> Iterator[FaultProxy]:
+    port = free_port()
+    proxy = FaultProxy(f"http://127.0.0.1:{port}", seed, rate)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    session: aiohttp.ClientSession | None = None
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        assert session is not None
+        fault = proxy.draw()
+        body = await request.read()
+        if fault is not None:
+            proxy.injected[fault] += 1
+        if fault == "throttle":
+            return _error("ProvisionedThroughputExceededException", 400)
+        if fault == "500-before":
+            return _error("InternalServerError", 500)
+        if fault == "reset-before":
+            return _cut(request)
+        async with session.post(target, data=body, headers=request.headers) as answer:
+            content = await answer.read()
+            content_type = answer.headers.get("Content-Type", "")
+        if fault == "reset-after":
+            return _cut(request)
+        if fault == "500-after":
+            return _error("InternalServerError", 500)
+        if fault == "late":
+            await asyncio.sleep(proxy.late_seconds)
+        return web.Response(
+            status=answer.status, body=content, headers={"Content-Type": content_type}
+        )
+
+    async def serve() -> None:
+        nonlocal session
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        app = web.Application()
+        app.router.add_post("/", forward)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        proxy._site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
+        await proxy._site.start()
+        proxy._loop = loop
+        started.set()
+
+    thread = threading.Thread(
+        target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True
+    )
+    thread.start()
+    started.wait(10)
+    try:
+        yield proxy
+    finally:
+        if session is not None:
+            asyncio.run_coroutine_threadsafe(session.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def _cut(request: web.Request) -> web.StreamResponse:
+    """Cut the connection: the client sees it drop with no answer."""
+    assert request.transport is not None
+    request.transport.abort()
+    return web.Response(status=499)  # never sent: the connection is gone
