@@ -5,8 +5,6 @@ BENCH_WITHOUT names what to take out (comma-separated):
 - `metrics`: the request counter and latency histogram (replaced by no-ops);
 - `api-key`: the key check (no keys are set, so the gate passes every request on);
 - `limits`: the request-limits and HEAD middleware (removed from the stack).
-BENCH_DYNAMODB_CLIENT=boto3 puts the previous DynamoDB store (boto3 on threads) in place of the
-current one, to measure both side by side.
 Everything else is the production app, built by `create_app` from the environment.
 """
 
@@ -18,7 +16,6 @@ from kiusys_app.api import observability
 from kiusys_app.api.limits import RequestLimits
 from kiusys_app.config import load_settings
 from kiusys_app.main import create_app
-from kiusys_app.stores import dynamodb
 
 WITHOUT = {part for part in os.environ.get("BENCH_WITHOUT", "").split(",") if part}
 
@@ -33,11 +30,6 @@ class _NoMetric:
     def observe(self, *_: Any) -> None:
         pass
 
-
-if os.environ.get("BENCH_DYNAMODB_CLIENT") == "boto3":
-    from bench.boto3_store import Boto3Store
-
-    dynamodb.DynamoDBStore = Boto3Store  # type: ignore[misc,assignment]
 
 settings = load_settings()
 if "api-key" in WITHOUT:

@@ -4,6 +4,8 @@ The service runs with every per-request feature on (an API key on each call, the
 log, metrics, the request limits). DynamoDB cases call an instant DynamoDB stand-in, so they
 measure the service's own cost, not an emulator's; a moto pass afterwards checks exactness
 under 3 workers, for ours and for the seed's query+put. Ablation cases take one feature out.
+The contention cases send 400 records to one route and to 400 routes through the contention
+layer (DynamoDB's transaction conflicts, which moto lacks) and compare their rates.
 
 Usage: python -m bench.run   (BENCH_DURATION seconds per run, BENCH_RUNS runs per case)
 Writes a Markdown table to stdout and JSON to .bench/results.json.
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -32,6 +35,7 @@ import httpx
 
 from kiusys_app.stores.sqlite import SQLiteStore
 from tests.support.aws import FAKE_CREDENTIALS, create_tables, dynamodb
+from tests.support.contention_proxy import contention_proxy
 from tests.support.processes import (
     KIUSYS_APP,
     REPO_ROOT,
@@ -359,14 +363,6 @@ def timed_cases(workdir: Path, standin: str) -> list[Case]:
             )
             for label, app in DYNAMODB_APPS
         ),
-        (
-            "record (DynamoDB stand-in, the previous store: boto3 on threads)",
-            "bench.ablated_app:app",
-            {**dynamodb, "BENCH_DYNAMODB_CLIENT": "boto3"},
-            "/save-transaction/AR1133",
-            "post.lua",
-            WRK_KEY,
-        ),
     ]
     with ExitStack() as stack:
         targets = []
@@ -408,6 +404,81 @@ def moto_exactness() -> list[Case]:
                 exactness_pass(case, url, ["/save-transaction/AR1133"], partial(hot_item, client))
             cases.append(case)
     return cases
+
+
+CONTENDED_CLIENTS = 50
+CONTENDED_RECORDS = 400
+CONTENDED_ROUNDS = 3
+
+
+def contention_cases() -> list[Case]:
+    """400 records from 50 clients, 3 workers on moto behind DynamoDB's conflict rules (each
+    transaction in flight 10 ms): all on one route, and spread over 400 routes, in alternate
+    rounds; keyed, then plain. Each hot case's notes give its rate over the spread one's."""
+    cases = []
+    with moto_server() as emulator, contention_proxy(emulator.url, hold=0.01) as proxy:
+        client = dynamodb(emulator.url)
+        create_tables(client)
+        env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": proxy.url, **WITH_KEYS}
+        with serving("kiusys_app.main:app", env, workers=3) as (url, _):
+            for kind in ("keyed", "plain"):
+                hot = Case(f"{CONTENDED_RECORDS} {kind} records, 1 route (contention layer)")
+                spread = Case(f"{CONTENDED_RECORDS} {kind} records, {CONTENDED_RECORDS} routes")
+                rates: dict[str, list[float]] = {hot.name: [], spread.name: []}
+                for round_ in range(CONTENDED_ROUNDS):
+                    for case, routes in ((hot, 1), (spread, CONTENDED_RECORDS)):
+                        paths = [
+                            f"/v1/routes/{route_name(round_ * CONTENDED_RECORDS + n % routes)}/transactions"
+                            for n in range(CONTENDED_RECORDS)
+                        ]
+                        rates[case.name].append(burst(case, url, paths, kind == "keyed", client))
+                for case in (hot, spread):
+                    case.rps = statistics.median(rates[case.name])
+                assert hot.rps is not None
+                assert spread.rps is not None
+                hot.notes.append(f"{hot.rps / spread.rps:.2f} x the spread rate")
+                hot.notes.append(f"conflicts refused so far: {dict(proxy.refused)}")
+                cases += [hot, spread]
+    return cases
+
+
+def burst(case: Case, url: str, paths: list[str], keyed: bool, client: Any) -> float:
+    """Send each of `paths` once from CONTENDED_CLIENTS threads, a key of its own on each when
+    `keyed`; records per second. Adds the round to the case's exactness counts."""
+    before = all_items(client)
+    acknowledged = 0
+    lock = threading.Lock()
+    share = len(paths) // CONTENDED_CLIENTS
+    barrier = threading.Barrier(CONTENDED_CLIENTS + 1)
+
+    def sender(offset: int) -> None:
+        nonlocal acknowledged
+        with httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": API_KEY}) as http:
+            barrier.wait()
+            for path in paths[offset * share : (offset + 1) * share]:
+                headers = {"Idempotency-Key": uuid.uuid4().hex} if keyed else {}
+                if http.post(path, headers=headers).is_success:
+                    with lock:
+                        acknowledged += 1
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(CONTENDED_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    case.sent = (case.sent or 0) + len(paths)
+    case.acknowledged = (case.acknowledged or 0) + acknowledged
+    case.counted = (case.counted or 0) + all_items(client) - before
+    return len(paths) / elapsed
+
+
+def all_items(client: Any) -> int:
+    """The sum of every route's count."""
+    pages = client.get_paginator("scan").paginate(TableName="flights-db", ConsistentRead=True)
+    return sum(int(item["record"]["N"]) for page in pages for item in page["Items"])
 
 
 def hot_item(client: Any) -> int:
@@ -469,7 +540,7 @@ def main() -> None:
     OUTPUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, dynamodb_standin() as standin:
         timed = timed_cases(Path(tmp), standin)
-    cases = [*timed, *moto_exactness()]
+    cases = [*timed, *moto_exactness(), *contention_cases()]
     bare = cases[0]
     assert bare.rps
     assert bare.cpu_us_per_request
