@@ -537,9 +537,12 @@ async def test_keyed_record_conflicts_that_persist_are_retried_until_the_budget_
         ([{"Code": "None"}, {"Code": "ValidationError"}], r"\['None', 'ValidationError'\]$"),
         # An item that did not fail has no code; the cancellation is reported item by item.
         ([{}, {"Code": "X"}], r"\['None', 'X'\]$"),
+        # Nothing explains it: sent again, it would be cancelled again and again.
+        ([{"Code": "None"}, {"Code": "None"}], r"\['None', 'None'\]$"),
+        ([{"Code": "TransactionConflict"}], r"\['TransactionConflict'\]$"),  # 1 for 2 actions
         (None, "^transaction cancelled without reasons$"),
     ],
-    ids=["another-reason", "no-code", "no-reasons"],
+    ids=["another-reason", "no-code", "none-explains", "too-few", "no-reasons"],
 )
 async def test_a_keyed_record_cancelled_for_another_reason_is_a_bug(
     moto_store: Callable[..., DynamoDBStore], reasons: Any, message: str

@@ -363,7 +363,8 @@ class DynamoDBStore:
     ) -> list[_Keyed]:
         """After a cancellation: the records whose key was found written are answered (a
         replay, or this request's own earlier attempt); the rest are returned to send again."""
-        if len(reasons) != 1 + len(records) or not _RETRIED_REASONS.issuperset(reasons):
+        known = _RETRIED_REASONS.issuperset(reasons) and set(reasons) != {"None"}
+        if len(reasons) != 1 + len(records) or not known:
             raise RuntimeError(f"transaction cancelled: {reasons}")
         written = [
             record
