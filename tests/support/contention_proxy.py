@@ -14,18 +14,16 @@ transaction for the item"), and the developer guide's "Transaction conflict hand
 
 import asyncio
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from tests.support.aws import KEYS_TABLE, TABLE
-from tests.support.processes import free_port
+from tests.support.proxy_server import Served, proxy_server
 
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 _SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
@@ -63,23 +61,12 @@ def contention_proxy(
     target: str, hold: float = 0.01, keys: Mapping[str, str] = SERVICE_KEYS
 ) -> Iterator[ContentionProxy]:
     """A proxy to moto at `target` whose transactions are each in flight for `hold` seconds."""
-    port = free_port()
-    proxy = ContentionProxy(f"http://127.0.0.1:{port}")
+    proxy = ContentionProxy("")
     locked: set[Item] = set()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    session: aiohttp.ClientSession | None = None
 
-    async def send(request: web.Request, body: bytes) -> web.Response:
-        assert session is not None
-        async with session.post(target, data=body, headers=request.headers) as answer:
-            content = await answer.read()
-            content_type = answer.headers.get("Content-Type", "")
-        return web.Response(
-            status=answer.status, body=content, headers={"Content-Type": content_type}
-        )
-
-    async def transact(request: web.Request, body: bytes, payload: dict[str, Any]) -> web.Response:
+    async def transact(
+        request: web.Request, served: Served, body: bytes, payload: dict[str, Any]
+    ) -> web.Response:
         items = [
             _item(keys, spec) for action in payload["TransactItems"] for spec in action.values()
         ]
@@ -90,42 +77,23 @@ def contention_proxy(
         locked.update(items)
         try:
             await asyncio.sleep(hold)
-            answer = await send(request, body)
+            answer = await served.forward(request, body)
         finally:
             locked.difference_update(items)
         proxy.committed += answer.status == 200
         return answer
 
-    async def forward(request: web.Request) -> web.Response:
+    async def forward(request: web.Request, served: Served) -> web.Response:
         action = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
         body = await request.read()
         payload = json.loads(body)
         if action == "TransactWriteItems":
-            return await transact(request, body, payload)
+            return await transact(request, served, body, payload)
         if action in _SINGLE_WRITES and _item(keys, payload) in locked:
             proxy.refused["TransactionConflictException"] += 1
             return _refusal("TransactionConflictException")
-        return await send(request, body)
+        return await served.forward(request, body)
 
-    async def serve() -> None:
-        nonlocal session
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        app = web.Application()
-        app.router.add_post("/", forward)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        started.set()
-
-    thread = threading.Thread(
-        target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True
-    )
-    thread.start()
-    started.wait(10)
-    try:
+    with proxy_server(target, forward) as served:
+        proxy.url = served.url
         yield proxy
-    finally:
-        if session is not None:
-            asyncio.run_coroutine_threadsafe(session.close(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)

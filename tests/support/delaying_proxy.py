@@ -5,15 +5,13 @@ a store that throttles, say, for all the pods at once."""
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import aiohttp
 from aiohttp import web
 
-from tests.support.processes import free_port
+from tests.support.proxy_server import Served, proxy_server
 
 
 @dataclass
@@ -31,12 +29,9 @@ def delaying_proxy(
 ) -> Iterator[DelayingProxy]:
     """A proxy to `target` that answers the first `times` requests of `action` `hold` seconds
     after `target` answered them; every other request at once."""
-    port = free_port()
-    proxy = DelayingProxy(f"http://127.0.0.1:{port}")
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
+    proxy = DelayingProxy("")
 
-    async def forward(request: web.Request) -> web.Response:
+    async def forward(request: web.Request, served: Served) -> web.Response:
         this = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
         proxy.actions.append(this)
         if proxy.refusing is not None:
@@ -44,33 +39,11 @@ def delaying_proxy(
             return web.Response(
                 status=400, body=json.dumps(error), content_type="application/x-amz-json-1.0"
             )
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(target, data=await request.read(), headers=request.headers) as answer,
-        ):
-            body = await answer.read()
-            content_type = answer.headers.get("Content-Type", "")
+        answer = await served.forward(request, await request.read())
         if this == action and proxy.actions.count(action) <= times:
             await asyncio.sleep(hold)
-        return web.Response(status=answer.status, body=body, headers={"Content-Type": content_type})
+        return answer
 
-    async def serve() -> None:
-        app = web.Application()
-        app.router.add_post("/", forward)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        started.set()
-
-    def run() -> None:
-        loop.run_until_complete(serve())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    started.wait(10)
-    try:
+    with proxy_server(target, forward) as served:
+        proxy.url = served.url
         yield proxy
-    finally:
-        loop.call_soon_threadsafe(loop.stop)  # answers still held back are never sent
-        thread.join(10)

@@ -12,16 +12,14 @@ and, while `refusing()` is on, no connection is accepted at all.
 import asyncio
 import json
 import random
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import aiohttp
 from aiohttp import web
 
-from tests.support.processes import free_port
+from tests.support.proxy_server import Served, proxy_server
 
 FAULTS = ("throttle", "reset-before", "reset-after", "500-before", "500-after", "late")
 _JSON = "application/x-amz-json-1.0"
@@ -41,9 +39,8 @@ class FaultProxy:
     late_seconds: float = 2.5
     faulty: bool = True
     injected: Counter[str] = field(default_factory=Counter)
+    served: Served | None = None
     _random: random.Random = field(init=False)
-    _site: "web.TCPSite | None" = None
-    _loop: "asyncio.AbstractEventLoop | None" = None
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -55,25 +52,18 @@ class FaultProxy:
 
     def refusing(self, on: bool) -> None:
         """Stop accepting connections (those already open stay), or start again."""
-        assert self._loop is not None
-        assert self._site is not None
-        site = self._site
-        coroutine = site.stop() if on else site.start()
-        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
+        assert self.served is not None
+        site = self.served.site
+        self.served.run(site.stop() if on else site.start())
         if on:
             self.injected["refused"] += 1
 
 
 @contextmanager
 def fault_proxy(target: str, seed: int, rate: float = 0.1) -> Iterator[FaultProxy]:
-    port = free_port()
-    proxy = FaultProxy(f"http://127.0.0.1:{port}", seed, rate)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    session: aiohttp.ClientSession | None = None
+    proxy = FaultProxy("", seed, rate)
 
-    async def forward(request: web.Request) -> web.StreamResponse:
-        assert session is not None
+    async def forward(request: web.Request, served: Served) -> web.StreamResponse:
         fault = proxy.draw()
         body = await request.read()
         if fault is not None:
@@ -84,43 +74,18 @@ def fault_proxy(target: str, seed: int, rate: float = 0.1) -> Iterator[FaultProx
             return _error("InternalServerError", 500)
         if fault == "reset-before":
             return _cut(request)
-        async with session.post(target, data=body, headers=request.headers) as answer:
-            content = await answer.read()
-            content_type = answer.headers.get("Content-Type", "")
+        answer = await served.forward(request, body)
         if fault == "reset-after":
             return _cut(request)
         if fault == "500-after":
             return _error("InternalServerError", 500)
         if fault == "late":
             await asyncio.sleep(proxy.late_seconds)
-        return web.Response(
-            status=answer.status, body=content, headers={"Content-Type": content_type}
-        )
+        return answer
 
-    async def serve() -> None:
-        nonlocal session
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        app = web.Application()
-        app.router.add_post("/", forward)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        proxy._site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
-        await proxy._site.start()
-        proxy._loop = loop
-        started.set()
-
-    thread = threading.Thread(
-        target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True
-    )
-    thread.start()
-    started.wait(10)
-    try:
+    with proxy_server(target, forward) as served:
+        proxy.url, proxy.served = served.url, served
         yield proxy
-    finally:
-        if session is not None:
-            asyncio.run_coroutine_threadsafe(session.close(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 def _cut(request: web.Request) -> web.StreamResponse:
