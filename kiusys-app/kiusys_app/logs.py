@@ -89,7 +89,12 @@ class TickBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def _flush_locked(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            self.flush()
+            try:
+                self.flush()
+            except (OSError, ValueError):
+                # The stream is closed or broken, so these lines can go nowhere; as in logging's
+                # own handlers, a failed write never raises into the code that logged.
+                self._pending = []
 
     def flush(self) -> None:
         if self._pending:

@@ -195,3 +195,16 @@ def test_off_the_loop_a_line_is_written_at_once_after_what_was_pending() -> None
     asyncio.run(log_and_stop())
     logger.warning("from a thread")
     assert stream.getvalue().splitlines() == ["from the loop", "from a thread"]
+
+
+@pytest.mark.anyio
+async def test_a_line_for_a_closed_stream_is_dropped_and_never_raises_into_the_loop() -> None:
+    stream = CountingStream()
+    logger = batching_logger(stream)
+    stream.close()
+    failures: list[object] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: failures.append(context))
+    logger.warning("nowhere to go")
+    await asyncio.sleep(0)
+    assert failures == []
+    assert stream.closed
