@@ -4,6 +4,7 @@ never got one was never sent."""
 
 import asyncio
 import json
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -197,3 +198,68 @@ async def test_a_record_that_waited_for_a_pooled_connection_is_never_outcome_unk
     assert second is StoreErrorKind.UNAVAILABLE, "never sent: a retry is safe"
     stored = aws.get_item(TableName=TABLE, Key={"flight-route": {"S": "AR1133"}})["Item"]
     assert stored["record"]["N"] == "1"
+
+
+class UnprocessedLate:
+    """Every BatchGetItem answered after 0.9 s on `clock`, with every key unprocessed."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.rounds = 0
+
+    async def __call__(self, request: Request, timeout: float) -> Answer:
+        self.rounds += 1
+        assert timeout >= 0.9
+        self.clock.now += 0.9
+        keys = json.loads(request.body)["RequestItems"]
+        body = json.dumps({"UnprocessedKeys": keys}).encode()
+        return Answer(200, "application/x-amz-json-1.0", body)
+
+
+async def test_unprocessed_keys_stop_when_the_budget_has_no_room_for_another_round(
+    moto_store: Callable[..., DynamoDBStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the top of each jitter range
+    clock = FakeClock()
+    store = moto_store(monotonic=clock, sleep=clock.sleep)
+    rounds = UnprocessedLate(clock)
+    store.wire.transport = rounds
+    with pytest.raises(StoreError) as failed:
+        await store.get_many(["AR1133"])
+    await store.aclose()
+    assert (failed.value.kind, failed.value.reason) == (
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: batch keys stayed unprocessed",
+    )
+    # Rounds end at 0.9, 1.82, 2.76, 3.74 and 4.8 s: a pause of 0.32 s would leave no room.
+    assert rounds.rounds == 5
+    assert clock.now == pytest.approx(4.8)
+    assert clock.now <= CALL_BUDGET_SECONDS
+
+
+class Actions:
+    """Records the DynamoDB action of each request, then sends it on."""
+
+    def __init__(self, store: DynamoDBStore) -> None:
+        self.sent: list[str] = []
+        self._send = store.wire.transport
+        store.wire.transport = self
+
+    async def __call__(self, request: Request, timeout: float) -> Answer:
+        self.sent.append(request.headers["X-Amz-Target"].rpartition(".")[2])
+        return await self._send(request, timeout)
+
+
+async def test_a_ping_reads_both_tables_and_proves_the_writes_only_when_asked(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
+    store = moto_store()
+    actions = Actions(store)
+    try:
+        await store.ping()
+        reads = list(actions.sent)
+        await store.ping(writes=True)
+    finally:
+        await store.aclose()
+    assert reads == ["GetItem", "GetItem"]
+    assert actions.sent[2:] == ["GetItem", "GetItem", "UpdateItem", "PutItem"]

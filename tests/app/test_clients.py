@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from kiusys_app.api.auth import PERMISSIONS
 from kiusys_app.clients import Clients, ClientsError
 from kiusys_app.main import create_app
-from kiusys_app.models import airline_of, normalize_route
+from kiusys_app.models import ROUTE_RULE, airline_of, normalize_route
 from tests.support.app import metric, sqlite_settings, started_app
 from tests.support.aws import FAKE_CREDENTIALS
 from tests.support.processes import KIUSYS_APP, app_process, refusal, start_server
@@ -83,6 +83,11 @@ def count(app: TestClient, route: str) -> int:
 )
 def test_a_routes_airline_is_its_designators_code(route: str, airline: str) -> None:
     assert airline_of(normalize_route(route)) == airline
+
+
+def test_the_airline_of_a_route_that_is_not_one_is_refused_with_the_route_rule() -> None:
+    with pytest.raises(ValueError, match=re.escape(ROUTE_RULE)):
+        airline_of("not-a-route")
 
 
 # What a client may do.
@@ -194,8 +199,15 @@ def test_two_idempotency_keys_in_one_request_are_refused(app: TestClient, path: 
     headers += [("Idempotency-Key", "order-1"), ("Idempotency-Key", "order-2")]
     answer = app.post(path, headers=headers)
     assert answer.status_code == 422
-    (error,) = answer.json()["detail"]
-    assert error["type"] == "idempotency_key_repeated"
+    assert answer.json() == {
+        "detail": [
+            {
+                "loc": ["header", "Idempotency-Key"],
+                "msg": "send one Idempotency-Key, not several: which one was meant would be a guess",
+                "type": "idempotency_key_repeated",
+            }
+        ]
+    }
     assert "order-1" not in answer.text
     assert count(app, "AR1133") == 0
 

@@ -373,3 +373,38 @@ def test_a_key_file_without_keys_is_refused_naming_the_file(tmp_path: Path) -> N
 )
 def test_a_regions_endpoint_comes_from_its_partition(region: str, endpoint: str | None) -> None:
     assert dynamodb_endpoint(region) == endpoint
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {"AWS_REGION": "us-east1"},
+            "invalid setting AWS_REGION: 'us-east1' is not an AWS region name such as "
+            "us-east-1; did you mean us-east-1 or us-west-1 or us-east-2?",
+        ),
+        (
+            {"AWS_REGION": "eu-west"},
+            "invalid setting AWS_REGION: 'eu-west' is not an AWS region name such as us-east-1; "
+            "did you mean eu-west-3 or eu-west-2 or eu-west-1?",
+        ),
+        (
+            {"AWS_REGION": "Mars"},
+            "invalid setting AWS_REGION: 'Mars' is not an AWS region name such as us-east-1",
+        ),
+        (
+            {"KIUSYS_STORE": "dynamodb", "AWS_REGION": "us-east-1", "AWS_CA_BUNDLE": "{tmp}/none"},
+            "invalid setting AWS_CA_BUNDLE: {tmp}/none: No such file or directory",
+        ),
+    ],
+    ids=["misspelt", "cut-short", "no-near-name", "ca-bundle-missing"],
+)
+def test_a_region_or_bundle_refused_in_process_names_the_nearest_regions_exactly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], line: str
+) -> None:
+    """The start-up table above, as load_settings raises it in this process."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value) == line.format(tmp=tmp_path)
