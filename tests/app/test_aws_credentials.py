@@ -336,7 +336,9 @@ async def test_a_refresh_failing_for_60_s_backs_off_logs_each_failure_and_stalls
     assert sts.most_in_flight == 1, "20 calls at a time, one lookup"
     assert slowest < sts.delay / 4, "every call signed with the key it had"
     assert len(lines) == failed, "one line per failed lookup"
-    assert all("Error when retrieving credentials from sts: unreachable" in line for line in lines)
+    reason = "credentials: Error when retrieving credentials from sts: unreachable"
+    assert all(line.startswith(f"{reason}; signing with the key") for line in lines)
+    assert {r.error for r in caplog.records} == {reason}  # type: ignore[attr-defined]
     assert all("signing with the key that is still valid" in line for line in lines)
     sts.failing = False
     clock.now += RETRY_CAP_SECONDS
@@ -365,10 +367,19 @@ async def test_calls_fail_fast_as_unavailable_only_once_the_key_has_expired(cloc
 
 
 async def test_a_chain_that_found_nothing_is_asked_again_and_finds_keys_that_appear_later(
-    no_credentials: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
+    no_credentials: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="kiusys_app.stores.aws_credentials")
     credentials = ChainCredentials(clock=clock)
     assert await credentials.key() is None
+    (line,) = caplog.records
+    assert line.getMessage() == (
+        "credentials: no source in the chain has any; no valid key; the next lookup in 1 s"
+    )
+    assert line.error == "credentials: no source in the chain has any"  # type: ignore[attr-defined]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDLATER")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     assert await credentials.key() is None, "asked again only after a pause"

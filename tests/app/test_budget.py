@@ -238,15 +238,17 @@ async def test_unprocessed_keys_stop_when_the_budget_has_no_room_for_another_rou
 
 
 class Actions:
-    """Records the DynamoDB action of each request, then sends it on."""
+    """Records the DynamoDB action and payload of each request, then sends it on."""
 
     def __init__(self, store: DynamoDBStore) -> None:
         self.sent: list[str] = []
+        self.payloads: list[dict[str, Any]] = []
         self._send = store.wire.transport
         store.wire.transport = self
 
     async def __call__(self, request: Request, timeout: float) -> Answer:
         self.sent.append(request.headers["X-Amz-Target"].rpartition(".")[2])
+        self.payloads.append(json.loads(request.body))
         return await self._send(request, timeout)
 
 
@@ -263,3 +265,8 @@ async def test_a_ping_reads_both_tables_and_proves_the_writes_only_when_asked(
         await store.aclose()
     assert reads == ["GetItem", "GetItem"]
     assert actions.sent[2:] == ["GetItem", "GetItem", "UpdateItem", "PutItem"]
+    probe = actions.payloads[4]
+    assert (probe["UpdateExpression"], probe["ExpressionAttributeValues"]) == (
+        "ADD #count :by",
+        {":by": {"N": "1"}},
+    ), "the very write a record makes, refused by its condition"
