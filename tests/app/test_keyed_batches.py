@@ -6,6 +6,7 @@ sends, and can hold the first one back so that others queue up behind it.
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult, StoreError, 
 from kiusys_app.stores import dynamodb as dynamodb_store
 from kiusys_app.stores.dynamodb import MAX_KEYS_PER_TRANSACTION, DynamoDBStore
 from kiusys_app.stores.dynamodb_wire import Answer
-from tests.support.aws import KEYS_TABLE
+from tests.support.aws import KEYS_TABLE, TABLE
 
 pytestmark = pytest.mark.anyio
 
@@ -156,14 +157,54 @@ async def test_a_record_whose_budget_ends_while_it_waits_is_never_sent(
         first = asyncio.create_task(store.record("AR1133", "first"))
         await asyncio.sleep(0.1)
         monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 0.3)
+        late = asyncio.create_task(store.record("AR1133", "late"))
+        await asyncio.sleep(0)  # queued behind `first`, before the next one
+        monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 5.0)
+        after = asyncio.create_task(store.record("AR1133", "after"))
+        started = time.monotonic()
         with pytest.raises(StoreError) as failed:
-            await store.record("AR1133", "late")
+            await late
+        took = time.monotonic() - started
         assert (await first).count == 1
-        await asyncio.sleep(0.1)
+        assert (await after).count == 2, "the records queued behind it go on"
         count = await store.get("AR1133")
     finally:
         await store.aclose()
-    assert failed.value.kind is StoreErrorKind.UNAVAILABLE, "a keyed retry is safe"
-    assert sent.keys == [["first"]]
-    assert count == 1
+    error = failed.value
+    assert (error.kind, error.reason, error.table, error.operation) == (
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: the record's budget ended before its transaction did",
+        KEYS_TABLE,
+        "TransactWriteItems",
+    ), "a keyed retry is safe"
+    assert took < 0.3 + 0.2, "at its own deadline, not at the end of the transaction before it"
+    assert sent.keys == [["first"], ["after"]]
+    assert count == 2
     assert "Item" not in aws.get_item(TableName=KEYS_TABLE, Key={"idempotency-key": {"S": "late"}})
+
+
+async def test_records_committed_but_not_counted_get_the_count_reads_error(
+    moto_store: Callable[..., DynamoDBStore], aws: Any
+) -> None:
+    store = moto_store()
+    sent = Transactions(store)
+    refused = {"__type": "x#AccessDeniedException", "message": "no GetItem"}
+
+    async def no_count(request: Request, timeout: float) -> Answer:
+        if request.headers["X-Amz-Target"].endswith(".GetItem"):
+            return Answer(400, "application/x-amz-json-1.0", json.dumps(refused).encode())
+        return await sent(request, timeout)
+
+    store.wire.transport = no_count
+    try:
+        outcomes = await asyncio.gather(
+            *(store.record("AR1133", key) for key in ("one", "two")), return_exceptions=True
+        )
+    finally:
+        await store.aclose()
+    assert [(o.kind, o.operation) for o in outcomes] == [  # type: ignore[union-attr]
+        (StoreErrorKind.MISCONFIGURED, "GetItem")
+    ] * 2
+    assert sent.keys == [["one", "two"]]
+    item = aws.get_item(TableName=TABLE, Key={"flight-route": {"S": "AR1133"}})["Item"]
+    assert item["record"]["N"] == "2", "written: a retry of each key is a replay"
