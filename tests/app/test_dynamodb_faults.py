@@ -171,6 +171,8 @@ def test_transaction_conflict_is_retried_and_counts_once(moto_client: TestClient
 NOT_APPLIED = {
     "throttled": (error_answer("ProvisionedThroughputExceededException"), "throttled"),
     "never-connected": (raises(aiohttp.ConnectionTimeoutError()), "unavailable"),
+    # A write to an item that a transaction is writing: refused, and applied nothing.
+    "transaction-conflict": (error_answer("TransactionConflictException"), "unavailable"),
 }
 each_fault_not_applied = pytest.mark.parametrize(
     "fault", NOT_APPLIED.values(), ids=NOT_APPLIED.keys()
@@ -754,6 +756,11 @@ REASONS = {
         error_answer("ThrottlingException"),
         StoreErrorKind.THROTTLED,
         "dynamodb: ThrottlingException: ThrottlingException",
+    ),
+    "in-a-transaction": (
+        error_answer("TransactionConflictException"),
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: TransactionConflictException: TransactionConflictException",
     ),
     "500": (
         error_answer("InternalServerError", status=500),
