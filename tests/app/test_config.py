@@ -408,3 +408,18 @@ def test_a_region_or_bundle_refused_in_process_names_the_nearest_regions_exactly
     with pytest.raises(ConfigError) as raised:
         load_settings()
     assert str(raised.value) == line.format(tmp=tmp_path)
+
+
+def test_a_bundle_without_certificates_is_refused_in_process_naming_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "a-file"
+    bundle.write_text("not a certificate\n")
+    monkeypatch.setenv("KIUSYS_STORE", "dynamodb")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(
+        f"invalid setting AWS_CA_BUNDLE: {bundle}: no certificate could be read from it ("
+    )
