@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # The certificates that an HTTPS endpoint's certificate is checked against, instead of the
     # system's (an emulator's own CA, as `make local-aws` sets up).
     aws_ca_bundle: Annotated[Path | None, Field(validation_alias="AWS_CA_BUNDLE")] = None
+    # Where the tables are global tables: every region whose pods write, comma-separated, the
+    # home region first (`kiusys_app.stores.dynamodb_regions`). Unset: one region.
+    regions: str | None = None
 
 
 # Shorter keys are guessable; a key is a secret, not a password to remember.
@@ -130,7 +133,28 @@ def load_settings() -> Settings:
         if settings.aws_region is None:
             raise ConfigError("invalid setting AWS_REGION: required when KIUSYS_STORE=dynamodb")
         tls_context(settings)  # a bundle that is set but unusable stops the start-up
+        store_regions(settings)
     return settings
+
+
+def store_regions(settings: Settings) -> tuple[str, ...]:
+    """KIUSYS_REGIONS as a tuple (empty when unset), each a known region, none twice, this
+    process's region (AWS_REGION) among them; ConfigError otherwise."""
+    if settings.regions is None:
+        return ()
+    regions = tuple(region.strip() for region in settings.regions.split(","))
+    setting = f"invalid setting KIUSYS_REGIONS ({settings.regions})"
+    for region in regions:
+        if dynamodb_endpoint(region) is None:
+            raise ConfigError(f"{setting}: {unknown_region(region)}")
+    if len(set(regions)) < len(regions):
+        raise ConfigError(f"{setting}: a region is listed twice")
+    if settings.aws_region not in regions:
+        raise ConfigError(
+            f"{setting}: it does not list AWS_REGION ({settings.aws_region}), where this "
+            "process writes"
+        )
+    return regions
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:

@@ -17,7 +17,7 @@ from kiusys_app.stores import CounterStore
 from kiusys_app.stores.dynamodb import DynamoDBStore
 from kiusys_app.stores.sqlite import SQLiteStore
 from tests.support.app import sqlite_settings, started_app
-from tests.support.aws import KEYS_TABLE, REGION, TABLE, create_tables, dynamodb, scan_all
+from tests.support.aws import KEYS_TABLE, REGION, TABLE, dynamodb, fresh_tables, scan_all
 from tests.support.processes import moto_server
 
 STORES = ["sqlite", "dynamodb"]
@@ -125,13 +125,8 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture
 def moto_tables(moto_url: str) -> Any:
-    """Fresh tables on the moto server; returns a client for it. (Dropping the tables is much
-    faster than moto's reset of every service.)"""
-    aws_client = dynamodb(moto_url)
-    for table in aws_client.list_tables()["TableNames"]:
-        aws_client.delete_table(TableName=table)
-    create_tables(aws_client)
-    return aws_client
+    """Fresh tables on the moto server; returns a client for it."""
+    return fresh_tables(dynamodb(moto_url))
 
 
 @pytest.fixture

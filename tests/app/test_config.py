@@ -17,6 +17,7 @@ from kiusys_app.config import (
     dynamodb_endpoint,
     load_api_keys,
     load_settings,
+    store_regions,
 )
 from tests.support.app import sqlite_settings, started_app
 from tests.support.processes import refusal, start_server
@@ -423,3 +424,29 @@ def test_a_bundle_without_certificates_is_refused_in_process_naming_the_file(
     assert str(raised.value).startswith(
         f"invalid setting AWS_CA_BUNDLE: {bundle}: no certificate could be read from it ("
     )
+
+
+@pytest.mark.parametrize(
+    ("regions", "expected"),
+    [
+        ("us-east-1,eu-west-l", "'eu-west-l' is not an AWS region name such as us-east-1; did"),
+        ("us-east-1,us-east-1", "a region is listed twice"),
+        ("eu-west-1,sa-east-1", "it does not list AWS_REGION (us-east-1), where this process"),
+    ],
+)
+def test_a_bad_region_list_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, regions: str, expected: str
+) -> None:
+    monkeypatch.setenv("KIUSYS_STORE", "dynamodb")
+    monkeypatch.setenv("KIUSYS_REGIONS", regions)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(f"invalid setting KIUSYS_REGIONS ({regions}): {expected}")
+
+
+def test_the_region_list_is_read_home_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIUSYS_STORE", "dynamodb")
+    monkeypatch.setenv("KIUSYS_REGIONS", "eu-west-1, us-east-1")
+    assert store_regions(load_settings()) == ("eu-west-1", "us-east-1")
+    monkeypatch.delenv("KIUSYS_REGIONS")
+    assert store_regions(load_settings()) == ()

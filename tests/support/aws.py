@@ -17,8 +17,19 @@ FAKE_CREDENTIALS = {
 }
 
 
-def dynamodb(endpoint_url: str | None = None, verify: str | None = None) -> Any:
-    return boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url, verify=verify)
+def dynamodb(
+    endpoint_url: str | None = None, verify: str | None = None, region: str = REGION
+) -> Any:
+    return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, verify=verify)
+
+
+def fresh_tables(client: Any) -> Any:
+    """The service's tables, empty, where `client` points; returns `client`. (Dropping the
+    tables is much faster than moto's reset of every service.)"""
+    for table in client.list_tables()["TableNames"]:
+        client.delete_table(TableName=table)
+    create_tables(client)
+    return client
 
 
 def create_tables(client: Any) -> None:

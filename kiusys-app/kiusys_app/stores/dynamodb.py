@@ -34,6 +34,7 @@ from kiusys_app.stores.base import (
     StoreErrorKind,
     StoreObserver,
 )
+from kiusys_app.stores.dynamodb_regions import CounterItems
 from kiusys_app.stores.dynamodb_retry import Budget, backoff
 from kiusys_app.stores.dynamodb_wire import POOL_SIZE, Cancelled, ConditionFailed, Wire
 
@@ -64,6 +65,8 @@ CALL_BUDGET_SECONDS = 5.0
 PING_BUDGET_SECONDS = 1.0
 # Rounds of unprocessed batch keys, within the budget (cancelled transactions: the budget only).
 MAX_ROUNDS = 6
+# One BatchGetItem reads at most 100 items.
+MAX_KEYS_PER_BATCH_GET = 100
 # One transaction holds at most 100 actions: the counter's, and one per key.
 MAX_KEYS_PER_TRANSACTION = 99
 
@@ -86,6 +89,7 @@ class DynamoDBStore:
         idempotency_table_name: str,
         region: str,
         endpoint_url: str,
+        regions: Sequence[str] = (),
         credentials: Callable[[], Awaitable[Key | None]] | None = None,
         tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
@@ -96,6 +100,7 @@ class DynamoDBStore:
     ) -> None:
         self._table = table_name
         self._keys_table = idempotency_table_name
+        self._items = CounterItems(region, tuple(regions))
         self.wire = Wire(
             region=region,
             endpoint_url=endpoint_url,
@@ -203,15 +208,21 @@ class DynamoDBStore:
         }
 
     async def _record(self, route: str, budget: Budget) -> RecordResult:
+        # The other regions' items first: a failed read leaves nothing written.
+        others = await self._counts(self._items.others(route), budget)
         response = await self._call(
             "UpdateItem",
-            {**self._increment(route, 1), "ReturnValues": "UPDATED_NEW"},
+            {**self._increment(self._items.own(route), 1), "ReturnValues": "UPDATED_NEW"},
             budget,
             repeatable=False,
         )
-        return RecordResult(count=int(response["Attributes"][COUNT_ATTR]["N"]))
+        own = int(response["Attributes"][COUNT_ATTR]["N"])
+        return RecordResult(count=own + sum(others.values()))
 
     async def _get(self, route: str, budget: Budget) -> int:
+        items = self._items.every(route)
+        if len(items) > 1:
+            return sum((await self._counts(items, budget)).values())
         response = await self._call(
             "GetItem",
             {
@@ -226,32 +237,47 @@ class DynamoDBStore:
         return int(response.get("Item", {}).get(COUNT_ATTR, {}).get("N", 0))
 
     async def _get_many(self, routes: Sequence[str], budget: Budget) -> dict[str, int]:
-        counts = dict.fromkeys(routes, 0)
-        request: dict[str, Any] = {
+        counts = await self._counts(
+            [item for route in routes for item in self._items.every(route)], budget
+        )
+        return {route: sum(counts[item] for item in self._items.every(route)) for route in routes}
+
+    async def _counts(self, items: list[str], budget: Budget) -> dict[str, int]:
+        """The counters of distinct `items` (0 where never written), 100 to a BatchGetItem;
+        unprocessed ones are sent again, for MAX_ROUNDS rounds in all. No items, no call."""
+        counts = dict.fromkeys(items, 0)
+        pending = items
+        rounds = 0
+        while pending:
+            batch, pending = pending[:MAX_KEYS_PER_BATCH_GET], pending[MAX_KEYS_PER_BATCH_GET:]
+            response = await self._call(
+                "BatchGetItem", {"RequestItems": self._read_of(batch)}, budget, table=self._table
+            )
+            for item in response.get("Responses", {}).get(self._table, []):
+                counts[item[ROUTE_ATTR]["S"]] = int(item[COUNT_ATTR]["N"])
+            unprocessed = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys")
+            if not unprocessed:
+                continue
+            rounds += 1
+            if rounds == MAX_ROUNDS or not await budget.pause(backoff(rounds - 1)):
+                raise StoreError(
+                    StoreErrorKind.UNAVAILABLE,
+                    "dynamodb: batch keys stayed unprocessed",
+                    table=self._table,
+                    operation="BatchGetItem",
+                )
+            pending = [key[ROUTE_ATTR]["S"] for key in unprocessed] + pending
+        return counts
+
+    def _read_of(self, items: list[str]) -> dict[str, Any]:
+        return {
             self._table: {
-                "Keys": [{ROUTE_ATTR: {"S": route}} for route in counts],
+                "Keys": [{ROUTE_ATTR: {"S": item}} for item in items],
                 "ConsistentRead": True,
                 "ProjectionExpression": "#route, #count",
                 "ExpressionAttributeNames": {"#route": ROUTE_ATTR, "#count": COUNT_ATTR},
             }
         }
-        for round_ in range(MAX_ROUNDS):
-            response = await self._call(
-                "BatchGetItem", {"RequestItems": request}, budget, table=self._table
-            )
-            for item in response.get("Responses", {}).get(self._table, []):
-                counts[item[ROUTE_ATTR]["S"]] = int(item[COUNT_ATTR]["N"])
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                return counts
-            if not await budget.pause(backoff(round_)):
-                break
-        raise StoreError(
-            StoreErrorKind.UNAVAILABLE,
-            "dynamodb: batch keys stayed unprocessed",
-            table=self._table,
-            operation="BatchGetItem",
-        )
 
     # Keyed records: a queue per route, one writer per route, answers after the commit.
 
@@ -344,7 +370,7 @@ class DynamoDBStore:
             }
             for record in records
         ]
-        actions = [{"Update": self._increment(route, len(records))}, *puts]
+        actions = [{"Update": self._increment(self._items.own(route), len(records))}, *puts]
         try:
             await self._call(
                 "TransactWriteItems", {"TransactItems": actions}, budget, table=self._keys_table

@@ -2,7 +2,7 @@
 
 import logging
 
-from kiusys_app.config import Settings, StoreKind, dynamodb_endpoint, tls_context
+from kiusys_app.config import Settings, StoreKind, dynamodb_endpoint, store_regions, tls_context
 from kiusys_app.stores.base import CounterStore, StoreObserver
 
 logger = logging.getLogger(__name__)
@@ -16,18 +16,21 @@ def open_store(settings: Settings, observer: StoreObserver) -> CounterStore:
         endpoint = settings.aws_endpoint_url or dynamodb_endpoint(settings.aws_region)
         assert endpoint is not None, "load_settings refuses a region of no partition"
 
+        regions = store_regions(settings)
         logger.info(
-            "using store dynamodb: tables %s and %s in %s%s",
+            "using store dynamodb: tables %s and %s in %s%s%s",
             settings.table_name,
             settings.idempotency_table_name,
             settings.aws_region,
             f" at {settings.aws_endpoint_url}" if settings.aws_endpoint_url else "",
+            f", counting across {', '.join(regions)}" if regions else "",
         )
         return DynamoDBStore(
             table_name=settings.table_name,
             idempotency_table_name=settings.idempotency_table_name,
             region=settings.aws_region,
             endpoint_url=endpoint,
+            regions=regions,
             tls=tls_context(settings),
             observer=observer,
         )
