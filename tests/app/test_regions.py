@@ -7,9 +7,13 @@ regions) is run the same way, to show what the G-counter prevents."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import httpx
 import pytest
 from aiodynamo.sign import Request
 
@@ -18,6 +22,7 @@ from kiusys_app.stores.dynamodb import KEY_ATTR, ROUTE_ATTR, DynamoDBStore
 from kiusys_app.stores.dynamodb_regions import CounterItems
 from kiusys_app.stores.dynamodb_wire import Answer
 from tests.support.aws import KEYS_TABLE, TABLE, dynamodb, fresh_tables
+from tests.support.processes import app_server
 from tests.support.replicator import Replicator
 
 pytestmark = pytest.mark.anyio
@@ -188,3 +193,102 @@ async def test_a_plain_record_whose_read_of_the_other_regions_fails_writes_nothi
     with pytest.raises(StoreError):
         await store.record(ROUTE)
     assert counters(clients[OTHER]) == {}
+
+
+# Two service processes, one per region, on one moto server's two regions, the replicator
+# running beside them.
+
+ROUTES = ("AR1133", "LA0001")
+CLIENTS_PER_REGION = 8
+RECORDS_PER_CLIENT = 30
+
+
+def service_env(moto_url: str, region: str, regions: tuple[str, ...]) -> dict[str, str]:
+    env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": moto_url, "AWS_REGION": region}
+    return {**env, "KIUSYS_REGIONS": ",".join(regions)} if regions else env
+
+
+def send(urls: list[str], records: int = RECORDS_PER_CLIENT) -> Counter[str]:
+    """CLIENTS_PER_REGION clients per URL, all at once, each sending `records` plain records
+    over ROUTES in turn; the records acknowledged, per route."""
+    acknowledged: Counter[str] = Counter()
+    lock = threading.Lock()
+    starts = threading.Barrier(CLIENTS_PER_REGION * len(urls))
+
+    def client(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30.0) as http:
+            starts.wait()
+            for index in range(records):
+                route = ROUTES[index % len(ROUTES)]
+                if http.post(f"/v1/routes/{route}/transactions").status_code == 201:
+                    with lock:
+                        acknowledged[route] += 1
+
+    threads = [
+        threading.Thread(target=client, args=(url,))
+        for url in urls
+        for _ in range(CLIENTS_PER_REGION)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return acknowledged
+
+
+def checks(urls: list[str]) -> list[dict[str, int]]:
+    """Each region's check of ROUTES."""
+    query = "&".join(f"route={route}" for route in ROUTES)
+    return [httpx.get(f"{url}/v1/transactions?{query}").json() for url in urls]
+
+
+@contextmanager
+def services(moto_url: str, regions: tuple[str, ...]) -> Iterator[list[str]]:
+    """The service in HOME and in OTHER, counting across `regions`; their URLs."""
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(app_server(service_env(moto_url, region, regions)))
+            for region in REGIONS
+        ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("regions", [REGIONS, ()], ids=["g-counter", "naive"])
+def test_concurrent_records_in_both_regions_are_all_counted_in_each_after_replication(
+    clients: dict[str, Any], replicator: Replicator, moto_url: str, regions: tuple[str, ...]
+) -> None:
+    with services(moto_url, regions) as urls:
+        with replicator.running():
+            acknowledged = send(urls)
+        sent = CLIENTS_PER_REGION * RECORDS_PER_CLIENT * len(REGIONS)
+        assert sum(acknowledged.values()) == sent
+        counted = checks(urls)
+    print(f"acknowledged={dict(acknowledged)} counted={counted} lost={replicator.lost}")
+    if regions:
+        assert counted == [dict(acknowledged)] * len(REGIONS)
+        assert replicator.lost == 0
+    else:  # last writer wins drops the increments of one region or the other
+        assert counted[0] == counted[1]
+        assert all(counted[0][route] < acknowledged[route] for route in ROUTES)
+
+
+@pytest.mark.slow
+def test_one_region_down_the_other_counts_on_and_after_recovery_nothing_is_lost(
+    clients: dict[str, Any], replicator: Replicator, moto_url: str
+) -> None:
+    with app_server(service_env(moto_url, HOME, REGIONS)) as home:
+        with app_server(service_env(moto_url, OTHER, REGIONS)) as other:
+            with replicator.running(last_pass=False):
+                acknowledged = send([home, other])
+            # The outage begins: replication stops, and what OTHER acknowledges now stays there.
+            acknowledged += send([other], records=10)
+        # OTHER is down: its clients fail over to HOME, which counts on.
+        during = send([home, home], records=10)
+        assert sum(during.values()) == 2 * CLIENTS_PER_REGION * 10
+        acknowledged += during
+        # HOME's check lacks OTHER's last records until OTHER is back.
+        assert all(checks([home])[0][route] < acknowledged[route] for route in ROUTES)
+        replicator.replicate()  # OTHER is back; so is the replication
+        with app_server(service_env(moto_url, OTHER, REGIONS)) as other:
+            assert checks([home, other]) == [dict(acknowledged)] * 2
+    assert replicator.lost == 0

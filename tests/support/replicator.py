@@ -60,8 +60,9 @@ class Replicator:
         return {item[key]["S"]: item for page in pages for item in page["Items"]}
 
     @contextmanager
-    def running(self, interval: float = 0.05) -> Iterator["Replicator"]:
-        """Passes every `interval` seconds on a thread until the block ends, then a last one."""
+    def running(self, interval: float = 0.05, last_pass: bool = True) -> Iterator["Replicator"]:
+        """Passes every `interval` seconds on a thread until the block ends, then, with
+        `last_pass`, a last one (without: replication stops as in an outage)."""
         stopped = threading.Event()
 
         def loop() -> None:
@@ -75,4 +76,5 @@ class Replicator:
         finally:
             stopped.set()
             thread.join()
-            self.replicate()
+            if last_pass:
+                self.replicate()
