@@ -46,9 +46,11 @@ resource "aws_dynamodb_table" "this" {
   dynamic "replica" {
     for_each = toset(var.replica_regions)
 
+    # Encrypted with each region's AWS managed key, as the table is; tagged as the table is.
     content {
       region_name            = replica.value
       point_in_time_recovery = true
+      propagate_tags         = true
     }
   }
 }

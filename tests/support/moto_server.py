@@ -2,7 +2,8 @@
 
 moto's own `moto_server` serves requests on threads, and its UpdateItem is an unlocked
 read-modify-write, so concurrent increments get lost inside moto itself. One thread removes that.
-In front of moto sits `EksExtras`: the EKS add-on and access-entry calls that moto lacks.
+In front of moto sit `EksExtras`, the EKS add-on and access-entry calls that moto lacks, and
+`GlobalTables`, DynamoDB's replicas.
 
 Usage: python -m tests.support.moto_server --port PORT [--host HOST] [--cert-dir DIR]
 """
@@ -21,6 +22,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_ssl_devcert, run_simple
 
 from tests.support.eks_extras import EksExtras
+from tests.support.global_tables import GlobalTables
 
 
 def honour_secure_transport(secure: bool) -> None:
@@ -69,7 +71,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = EksExtras(DomainDispatcherApplication(create_backend_app))
+    app = GlobalTables(EksExtras(DomainDispatcherApplication(create_backend_app)))
     # Terraform attaches AWS-managed policies (the EKS worker policies) by ARN.
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     # ACM issues a DNS-validated certificate at once instead of after a minute.
