@@ -17,3 +17,8 @@ output "idempotency_table_arn" {
   description = "ARN of the idempotency-key table."
   value       = aws_dynamodb_table.this["idempotency"].arn
 }
+
+output "regions" {
+  description = "Every region of the tables, home first, comma-separated: the service's KIUSYS_REGIONS. Empty for tables in one region."
+  value       = length(var.replica_regions) > 0 ? join(",", concat([var.region], var.replica_regions)) : ""
+}

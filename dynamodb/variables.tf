@@ -46,6 +46,11 @@ variable "replica_regions" {
     condition     = alltrue([for r in var.replica_regions : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])
     error_message = "replica_regions must hold AWS region names such as us-west-2."
   }
+
+  validation {
+    condition     = !contains(var.replica_regions, var.region) && length(distinct(var.replica_regions)) == length(var.replica_regions)
+    error_message = "replica_regions must not list the tables' own region, nor a region twice."
+  }
 }
 
 variable "tags" {

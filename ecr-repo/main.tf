@@ -41,3 +41,31 @@ resource "aws_ecr_lifecycle_policy" "app" {
     ]
   })
 }
+
+data "aws_caller_identity" "current" {}
+
+# Each image pushed here is copied to a repository of the same name in every replica region, so
+# that each region's nodes pull from their own region and go on pulling while this one is down.
+# A registry has one replication configuration: this one replaces any other of the account's in
+# this region.
+resource "aws_ecr_replication_configuration" "app" {
+  count = length(var.replica_regions) > 0 ? 1 : 0
+
+  replication_configuration {
+    rule {
+      dynamic "destination" {
+        for_each = toset(var.replica_regions)
+
+        content {
+          region      = destination.value
+          registry_id = data.aws_caller_identity.current.account_id
+        }
+      }
+
+      repository_filter {
+        filter      = var.repository_name
+        filter_type = "PREFIX_MATCH"
+      }
+    }
+  }
+}

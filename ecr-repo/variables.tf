@@ -42,6 +42,17 @@ variable "untagged_image_expiry_days" {
   }
 }
 
+variable "replica_regions" {
+  description = "Regions whose registry gets a copy of every image pushed (the regions of the dynamodb root's replica_regions). Empty keeps one region."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.replica_regions : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))]) && !contains(var.replica_regions, var.region)
+    error_message = "replica_regions must hold AWS region names such as us-west-2, other than region."
+  }
+}
+
 variable "github_repository" {
   description = "GitHub repository whose main-branch workflows may push images through OIDC, as its OIDC sub claim names it: OWNER/NAME, or OWNER@ORG_ID/NAME@REPO_ID where GitHub emits immutable subject claims. null makes no GitHub role."
   type        = string

@@ -80,7 +80,7 @@ def test_any_configured_key_is_accepted(keyed: TestClient, headers: dict[str, st
 
 
 @pytest.mark.parametrize(
-    "path", ["/healthz", "/readyz", "/", "/openapi.json", "/docs-assets/swagger-ui.css"]
+    "path", ["/healthz", "/readyz", "/regionz", "/", "/openapi.json", "/docs-assets/swagger-ui.css"]
 )
 def test_probes_and_docs_stay_open(keyed: TestClient, path: str) -> None:
     assert keyed.get(path).status_code == 200

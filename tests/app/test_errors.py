@@ -431,6 +431,52 @@ async def test_only_a_misconfigured_store_fails_readiness() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_regions_health_fails_while_the_store_is_out_of_reach_but_not_when_it_throttles() -> (
+    None
+):
+    now = [0.0]
+    failure: list[Exception] = []
+
+    async def ping(writes: bool) -> None:
+        if failure:
+            raise failure[0]
+
+    readiness = Readiness(ping, clock=lambda: now[0])
+    await readiness.check(region=True)
+    for kind in StoreErrorKind:
+        failure[:] = [StoreError(kind, "the store's reason")]
+        now[0] += READINESS_REUSE_SECONDS
+        if kind is StoreErrorKind.THROTTLED:
+            await readiness.check(region=True)
+        else:
+            with pytest.raises(StoreError) as raised:
+                await readiness.check(region=True)
+            assert raised.value.kind is kind
+    failure[:] = [RuntimeError("a bug")]
+    now[0] += READINESS_REUSE_SECONDS
+    await readiness.check()  # still ready
+    with pytest.raises(StoreError) as raised:
+        await readiness.check(region=True)
+    assert (raised.value.kind, raised.value.reason) == (
+        StoreErrorKind.UNAVAILABLE,
+        "RuntimeError: a bug",
+    )
+
+
+def test_the_regions_health_is_503_with_retry_after_while_readiness_stays_200(
+    client: TestClient,
+) -> None:
+    async def unreachable(writes: bool) -> None:
+        raise StoreError(StoreErrorKind.UNAVAILABLE, "connection refused")
+
+    client.app.state.readiness = Readiness(unreachable)  # type: ignore[attr-defined]
+    assert client.get("/readyz").status_code == 200
+    response = client.get("/regionz")
+    assert (response.status_code, response.json()) == (503, {"detail": TRANSIENT_DETAIL})
+    assert response.headers["Retry-After"] == "1"
+
+
+@pytest.mark.anyio
 async def test_write_rights_are_proven_first_then_every_minute_until_they_fail() -> None:
     now = [0.0]
     asked: list[bool] = []

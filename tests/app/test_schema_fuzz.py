@@ -80,4 +80,5 @@ def test_schema_covers_every_public_operation() -> None:
         ("GET", "/v1/transactions"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
+        ("GET", "/regionz"),
     }

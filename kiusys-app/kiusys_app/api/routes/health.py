@@ -1,5 +1,6 @@
-"""Open endpoints for the platform: liveness (no I/O) and readiness (asks the store, at most
-once a second). The metrics are not here: they have a port of their own (`kiusys_app.serve`).
+"""Open endpoints for the platform: liveness (no I/O), readiness and the region's health (both
+from one round of store calls, at most once a second). The metrics are not here: they have a
+port of their own (`kiusys_app.serve`).
 
 Readiness says whether this pod can serve: it fails when the store is misconfigured (rights,
 tables, endpoint, credentials refused), which a rollout must stop on. A store that throttles or
@@ -7,6 +8,11 @@ cannot be reached is shared by every pod: all of them would fail at once, and th
 would then refuse every client, where a pod that stays ready answers each call 503 with
 Retry-After and its metrics and alerts see it. A process that is shutting down stops accepting
 connections, so its probes fail by themselves.
+
+The region's health is the other question, asked by DNS (a Route 53 health check of each
+region's endpoint) where the service runs in several regions: whether this region can count. A
+store that cannot be reached, or a misconfigured one, fails it, so that DNS sends clients to the
+other region; throttling does not (the other region would only get the same load on top).
 
 The paths are defined here once; the API-key gate, the Kubernetes probes and the tests use
 these names.
@@ -25,7 +31,8 @@ from kiusys_app.stores import StoreError, StoreErrorKind
 
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
-PATHS = (LIVENESS_PATH, READINESS_PATH)
+REGION_PATH = "/regionz"
+PATHS = (LIVENESS_PATH, READINESS_PATH, REGION_PATH)
 # Probes (the kubelet's, every load balancer node's, anyone's: the path is open) share one
 # round of store calls per this many seconds.
 READINESS_REUSE_SECONDS = 1.0
@@ -39,29 +46,32 @@ logger = logging.getLogger(__name__)
 
 class Readiness:
     """The store's ping, shared: a probe within READINESS_REUSE_SECONDS of the last round's
-    start gets that round's outcome (success or a misconfigured store's StoreError), even while
-    it is running."""
+    start gets that round's outcome, even while it is running."""
 
     def __init__(
         self, ping: Callable[[bool], Awaitable[None]], clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._ping = ping
         self._clock = clock
-        self._round: asyncio.Future[None] | None = None
+        self._round: asyncio.Future[StoreError | None] | None = None
         self._started = 0.0
         self._writes_proven: float | None = None
 
-    async def check(self) -> None:
+    async def check(self, region: bool = False) -> None:
+        """Raise the round's StoreError if the store is misconfigured for this pod; with
+        `region`, also if it could not be reached (throttling never raises)."""
         now = self._clock()
         if self._round is None or now - self._started >= READINESS_REUSE_SECONDS:
             self._started = now
             self._round = asyncio.ensure_future(self._ask_store(now))
         # A probe that gives up does not cancel the round the others wait for.
-        await asyncio.shield(self._round)
+        failure = await asyncio.shield(self._round)
+        if region and failure is not None and failure.kind is not StoreErrorKind.THROTTLED:
+            raise failure
 
-    async def _ask_store(self, now: float) -> None:
-        """The ping, with the writes when their proof is due; only a misconfigured store fails
-        it (503). Any other failure is the store's or the network's, not this pod's."""
+    async def _ask_store(self, now: float) -> StoreError | None:
+        """The ping, with the writes when their proof is due. A misconfigured store raises; any
+        other failure, the store's or the network's and not this pod's, is returned."""
         proven = self._writes_proven
         writes = proven is None or now - proven >= WRITE_PROOF_SECONDS
         try:
@@ -70,12 +80,14 @@ class Readiness:
             if exc.kind is StoreErrorKind.MISCONFIGURED:
                 raise
             logger.warning("readiness: store %s, still ready: %s", exc.kind.value, exc.reason)
-            return
+            return exc
         except Exception as exc:
-            logger.warning("readiness: %s: %s, still ready", type(exc).__name__, exc)
-            return
+            reason = f"{type(exc).__name__}: {exc}"
+            logger.warning("readiness: %s, still ready", reason)
+            return StoreError(StoreErrorKind.UNAVAILABLE, reason)
         if writes:
             self._writes_proven = now
+        return None
 
 
 @router.get(LIVENESS_PATH, summary="Liveness: the process answers")
@@ -96,4 +108,20 @@ async def healthz() -> Health:
 async def readyz(request: Request) -> Health:
     readiness: Readiness = request.app.state.readiness
     await readiness.check()
+    return Health(status="ok")
+
+
+@router.get(
+    REGION_PATH,
+    summary="Region health: this region's store answers",
+    description=(
+        "For DNS failover between regions: 503 while the store cannot be reached or is "
+        "misconfigured, 200 otherwise (throttling included). It shares readiness's round of "
+        f"store calls, at most one every {READINESS_REUSE_SECONDS:g} s."
+    ),
+    responses=STORE_RESPONSES,
+)
+async def regionz(request: Request) -> Health:
+    readiness: Readiness = request.app.state.readiness
+    await readiness.check(region=True)
     return Health(status="ok")
