@@ -6,14 +6,19 @@
 locals {
   custom_domain = var.domain_name != null
   route53_zone  = var.hosted_zone_id != null
+  # With regional_endpoint: this region's own name, which the certificate covers too, external-dns
+  # points at this region's load balancer, and Route 53 health-checks for the latency records.
+  regional_name = var.regional_endpoint ? "${var.region}.${coalesce(var.domain_name, "-")}" : null
+  domain_names  = compact([lower(coalesce(var.domain_name, "-")), local.regional_name])
   hosted_zone   = "arn:${local.partition}:route53:::hostedzone/${coalesce(var.hosted_zone_id, "-")}"
 }
 
 resource "aws_acm_certificate" "api" {
   count = local.custom_domain ? 1 : 0
 
-  domain_name       = var.domain_name
-  validation_method = "DNS"
+  domain_name               = var.domain_name
+  subject_alternative_names = var.regional_endpoint ? [local.regional_name] : []
+  validation_method         = "DNS"
 
   lifecycle {
     create_before_destroy = true
@@ -53,7 +58,7 @@ data "aws_iam_policy_document" "external_dns" {
     condition {
       test     = "ForAllValues:StringLike"
       variable = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
-      values   = [lower(coalesce(var.domain_name, "-")), "*-${lower(coalesce(var.domain_name, "-"))}"]
+      values   = concat(local.domain_names, [for name in local.domain_names : "*-${name}"])
     }
 
     condition {
@@ -74,5 +79,24 @@ data "aws_iam_policy_document" "external_dns" {
     sid       = "FindTheZone"
     actions   = ["route53:ListHostedZones"]
     resources = ["*"]
+  }
+}
+
+# Several regions: the latency records of domain_name (external-dns writes them, one per region)
+# keep this region only while this check passes. It asks /regionz, which fails while this region's
+# store is out of reach (not on throttling), over HTTPS with SNI, from Route 53's checkers.
+resource "aws_route53_health_check" "region" {
+  count = var.regional_endpoint ? 1 : 0
+
+  fqdn              = local.regional_name
+  port              = 443
+  type              = "HTTPS"
+  resource_path     = "/regionz"
+  enable_sni        = true
+  request_interval  = 30
+  failure_threshold = 3
+
+  tags = {
+    Name = "${var.cluster_name}-${var.region}"
   }
 }

@@ -101,3 +101,13 @@ output "github_deploy_role_arn" {
   description = "Role that the release workflow's production job assumes to deploy (null without github_repository)."
   value       = one(aws_iam_role.github_deploy[*].arn)
 }
+
+output "regional_hostname" {
+  description = "This region's own DNS name (REGION.domain_name) with regional_endpoint, or an empty string."
+  value       = var.regional_endpoint ? local.regional_name : ""
+}
+
+output "health_check_id" {
+  description = "The Route 53 health check of this region's endpoint with regional_endpoint, for external-dns's latency records, or an empty string."
+  value       = one(aws_route53_health_check.region[*].id) != null ? one(aws_route53_health_check.region[*].id) : ""
+}

@@ -180,6 +180,17 @@ variable "domain_name" {
   }
 }
 
+variable "regional_endpoint" {
+  description = "Serve domain_name from several regions: also name this region's endpoint REGION.domain_name (in the certificate too) and health-check its /regionz from Route 53, for the latency records external-dns writes. Set it in every region; needs hosted_zone_id."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.regional_endpoint || var.hosted_zone_id != null
+    error_message = "regional_endpoint needs hosted_zone_id: the latency records and their health checks are Route53's."
+  }
+}
+
 variable "hosted_zone_id" {
   description = "Optional Route53 public hosted zone of domain_name or of a parent of it (example.com for api.example.com): the certificate is validated there and external-dns may change the domain's records in it."
   type        = string

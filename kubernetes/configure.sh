@@ -2,7 +2,8 @@
 # Writes build/deploy/: a kustomization of the manifests in this folder, and the Helm values of
 # the AWS Load Balancer Controller (and of external-dns, with a custom domain), filled with what
 # only `terraform output` knows: the ECR image, the IRSA role ARNs, the region, the cluster and
-# VPC, the certificate and the domain. The folder is git-ignored, so no account ID ever lands in
+# VPC, the certificate and the domain, and with tables in several regions, the regions, this
+# region's image replica and the latency record's health check. The folder is git-ignored, so no account ID ever lands in
 # the repository.
 #
 # Usage: kubernetes/configure.sh IMAGE_TAG|IMAGE_DIGEST
@@ -70,6 +71,27 @@ if [[ -z "${certificate_arn}" && "${SEND_API_KEYS_IN_CLEAR_TEXT:-}" != yes ]]; t
     "in eks-cluster (or ACM_CERTIFICATE_ARN), or SEND_API_KEYS_IN_CLEAR_TEXT=yes to accept that"
 fi
 
+# Tables in several regions: the pods count across them (KIUSYS_REGIONS), pull the image from
+# this region's replica, and with a hosted zone, external-dns writes this region's latency record.
+regions="$(tf_output dynamodb regions optional)"
+regions_literal=""
+health_check_id=""
+regional_hostname=""
+if [[ -n "${regions}" ]]; then
+  [[ ",${regions}," == *",${region},"* ]] ||
+    die "the cluster's region ${region} is not one of the tables' regions (${regions}):" \
+      "add it to replica_regions in dynamodb/ and ecr-repo/ first"
+  regions_literal="- KIUSYS_REGIONS=${regions}"
+  repository_url="$(sed -E "s/\.dkr\.ecr\.[a-z0-9-]+\./.dkr.ecr.${region}./" <<<"${repository_url}")"
+  if [[ -n "${hosted_zone_id}" ]]; then
+    health_check_id="$(tf_output eks-cluster health_check_id optional)"
+    regional_hostname="$(tf_output eks-cluster regional_hostname optional)"
+    [[ -n "${health_check_id}" && -n "${regional_hostname}" ]] ||
+      die "the tables are in several regions (${regions}): apply eks-cluster with" \
+        "regional_endpoint=true, so that DNS can leave out a region that fails"
+  fi
+fi
+
 prometheus_release="${PROMETHEUS_RELEASE:-}"
 
 components=""
@@ -86,7 +108,23 @@ if [[ -n "${certificate_arn}" ]]; then
         path: /metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-ssl-cert
         value: ${certificate_arn}"
 fi
-if [[ -n "${hosted_zone_id}" ]]; then
+if [[ -n "${regional_hostname}" ]]; then
+  # external-dns points both names at this region's load balancer, as latency records of this
+  # region that Route 53 answers only while the region's health check passes.
+  service_patches="${service_patches}
+      - op: add
+        path: /metadata/annotations/external-dns.alpha.kubernetes.io~1hostname
+        value: ${domain_name},${regional_hostname}
+      - op: add
+        path: /metadata/annotations/external-dns.alpha.kubernetes.io~1set-identifier
+        value: ${region}
+      - op: add
+        path: /metadata/annotations/external-dns.alpha.kubernetes.io~1aws-region
+        value: ${region}
+      - op: add
+        path: /metadata/annotations/external-dns.alpha.kubernetes.io~1aws-health-check-id
+        value: ${health_check_id}"
+elif [[ -n "${hosted_zone_id}" ]]; then
   # external-dns points this name at the load balancer.
   service_patches="${service_patches}
       - op: add
@@ -138,6 +176,7 @@ configMapGenerator:
     behavior: merge
     literals:
       - AWS_REGION=${region}
+      ${regions_literal}
 
 patches:
   - target:

@@ -268,6 +268,9 @@ OUTPUTS = {
     "hosted_zone_id": "",
     "certificate_arn": "",
     "external_dns_role_arn": "",
+    "regions": "",
+    "health_check_id": "",
+    "regional_hostname": "",
 }
 # Without a certificate, configure.sh renders plain HTTP only when told to accept the risk.
 PLAINTEXT = {"SEND_API_KEYS_IN_CLEAR_TEXT": "yes"}
@@ -390,6 +393,60 @@ def test_external_dns_finds_the_parent_zone_and_no_other(tmp_path: Path) -> None
     assert not external_dns_keeps_zone(values, "ZOTHERZONE0000000000", "example.com.")
     # What the values used to be, a domain filter alone, skipped the parent zone.
     assert not external_dns_keeps_zone({"domainFilters": ["api.example.com"]}, zone, "example.com.")
+
+
+IN_TWO_REGIONS = {
+    **WITH_DOMAIN,
+    "regions": "us-east-1,sa-east-1",
+    "health_check_id": "0b6c3c5e-93c4-4b1e-a2f8-6a4d2a0b9e11",
+    "regional_hostname": "sa-east-1.api.example.com",
+}
+
+
+def test_configure_in_a_second_region_counts_across_both_and_writes_its_latency_record(
+    tmp_path: Path,
+) -> None:
+    outputs = {**IN_TWO_REGIONS, "repository_url": OUTPUTS["repository_url"].replace("sa-", "us-")}
+    rendered = render(configured(tmp_path, outputs))
+    (config,) = [m for m in rendered if m["kind"] == "ConfigMap"]
+    assert config["data"]["KIUSYS_REGIONS"] == "us-east-1,sa-east-1"
+    (container,) = find(rendered, "Deployment", "kiusys-app")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["image"] == f"{OUTPUTS['repository_url']}:1.4.2", "this region's replica"
+    annotations = find(rendered, "Service", "kiusys-app")["metadata"]["annotations"]
+    dns = {k.rpartition("/")[2]: v for k, v in annotations.items() if k.startswith("external-dns")}
+    assert dns == {
+        "hostname": "api.example.com,sa-east-1.api.example.com",
+        "set-identifier": "sa-east-1",
+        "aws-region": "sa-east-1",
+        "aws-health-check-id": IN_TWO_REGIONS["health_check_id"],
+    }
+
+
+def test_configure_in_one_region_sets_no_region_list_and_no_latency_record(tmp_path: Path) -> None:
+    rendered = render(configured(tmp_path, WITH_DOMAIN))
+    (config,) = [m for m in rendered if m["kind"] == "ConfigMap"]
+    assert "KIUSYS_REGIONS" not in config["data"]
+    annotations = find(rendered, "Service", "kiusys-app")["metadata"]["annotations"]
+    assert "external-dns.alpha.kubernetes.io/set-identifier" not in annotations
+
+
+@pytest.mark.parametrize(
+    ("outputs", "expected"),
+    [
+        ({**IN_TWO_REGIONS, "regions": "us-east-1,eu-west-1"}, "is not one of the tables' regions"),
+        ({**IN_TWO_REGIONS, "health_check_id": ""}, "regional_endpoint=true"),
+    ],
+)
+def test_configure_refuses_a_region_outside_the_tables_or_without_its_health_check(
+    tmp_path: Path, outputs: dict[str, str], expected: str
+) -> None:
+    configure_copy(tmp_path, outputs)
+    result = run([str(tmp_path / "kubernetes" / "configure.sh"), "1.4.2"], [tmp_path / "bin"])
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert not (tmp_path / "build" / "deploy").exists()
 
 
 def test_configure_refuses_plain_http_unless_told_to_accept_it(configure: Path) -> None:
