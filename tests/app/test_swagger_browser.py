@@ -186,7 +186,7 @@ def test_the_page_renders_every_operation_with_nothing_from_outside(
         for block in visit.page.locator(".opblock").all()
     }
     assert shown == expected
-    assert len(expected) == 8
+    assert len(expected) == 9  # the 6 API operations and the 3 health paths
     assert visit.requests, "the page loaded nothing"
     assert [url for url in visit.requests if not url.startswith(f"{server.url}/")] == []
     assert visit.failed == []

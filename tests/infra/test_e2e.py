@@ -160,7 +160,7 @@ def test_configure_renders_the_deploy_from_the_default_outputs(
     shutil.copytree(REPO_ROOT / "kubernetes", tmp_path / "kubernetes")
     outputs = {
         f"TF_OUTPUT_{name.upper()}": value
-        for root in ("ecr-repo", "eks-cluster")
+        for root in ("dynamodb", "ecr-repo", "eks-cluster")
         for name, value in stack.default_path.outputs[root].items()
         if isinstance(value, str)
     }
