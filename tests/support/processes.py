@@ -1,5 +1,6 @@
 """Start and stop the real servers that the slower suites talk to."""
 
+import ctypes
 import json
 import os
 import signal
@@ -59,6 +60,17 @@ def wait_for(
     return value
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent ends
+
+
+def die_with_parent() -> None:
+    """In a child, before it runs its program: end it with SIGTERM once the test process ends,
+    however that ends (pytest-timeout's thread method calls os._exit, which runs no teardown)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -88,6 +100,7 @@ def running(
         env={**os.environ, **(env or {})},
         stdout=output,
         stderr=output,
+        preexec_fn=die_with_parent,
     )
     try:
         wait_until_up(ready_url, process, ca_bundle)

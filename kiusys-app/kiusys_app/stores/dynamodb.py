@@ -237,10 +237,9 @@ class DynamoDBStore:
         return int(response.get("Item", {}).get(COUNT_ATTR, {}).get("N", 0))
 
     async def _get_many(self, routes: Sequence[str], budget: Budget) -> dict[str, int]:
-        counts = await self._counts(
-            [item for route in routes for item in self._items.every(route)], budget
-        )
-        return {route: sum(counts[item] for item in self._items.every(route)) for route in routes}
+        items = {route: self._items.every(route) for route in routes}
+        counts = await self._counts([item for each in items.values() for item in each], budget)
+        return {route: sum(counts[item] for item in each) for route, each in items.items()}
 
     async def _counts(self, items: list[str], budget: Budget) -> dict[str, int]:
         """The counters of distinct `items` (0 where never written), 100 to a BatchGetItem;
