@@ -11,6 +11,10 @@ locals {
   regional_name = var.regional_endpoint ? "${var.region}.${coalesce(var.domain_name, "-")}" : null
   domain_names  = compact([lower(coalesce(var.domain_name, "-")), local.regional_name])
   hosted_zone   = "arn:${local.partition}:route53:::hostedzone/${coalesce(var.hosted_zone_id, "-")}"
+  validation_options = {
+    for option in flatten(aws_acm_certificate.api[*].domain_validation_options) :
+    option.domain_name => option
+  }
 }
 
 resource "aws_acm_certificate" "api" {
@@ -25,16 +29,15 @@ resource "aws_acm_certificate" "api" {
   }
 }
 
+# One record per name the certificate covers. Keyed by those names, which are known at plan: the
+# certificate's validation options are not, once it has a subject alternative name.
 resource "aws_route53_record" "certificate_validation" {
-  for_each = {
-    for option in flatten(aws_acm_certificate.api[*].domain_validation_options) :
-    option.domain_name => option if local.route53_zone
-  }
+  for_each = local.route53_zone ? toset(local.domain_names) : toset([])
 
   zone_id         = var.hosted_zone_id
-  name            = each.value.resource_record_name
-  type            = each.value.resource_record_type
-  records         = [each.value.resource_record_value]
+  name            = local.validation_options[each.key].resource_record_name
+  type            = local.validation_options[each.key].resource_record_type
+  records         = [local.validation_options[each.key].resource_record_value]
   ttl             = 300
   allow_overwrite = true
 }

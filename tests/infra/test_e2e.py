@@ -45,6 +45,8 @@ RUNBOOK_DEFAULTS: dict[str, dict[str, Any]] = {
 # The optional inputs, all set: a test domain in a hosted zone the test makes, one admin, and
 # the GitHub repository whose workflows push and deploy.
 DOMAIN = "api.kiusys.test"
+REGIONAL_NAME = f"{REGION}.{DOMAIN}"
+REPLICA = "eu-west-1"
 ADMIN = "arn:aws:iam::123456789012:role/platform-admins"
 GITHUB_REPOSITORY = "example-org/kiusys"
 GITHUB_DEPLOY_ROLE = "arn:aws:iam::123456789012:role/kiusys-github-deploy"
@@ -118,10 +120,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, provider_mirror: Path) -> It
         )
         print(f"default path applied and re-planned in {time.monotonic() - started:.0f}s")
         optional = {
-            "ecr-repo": {"github_repository": GITHUB_REPOSITORY},
+            "ecr-repo": {"github_repository": GITHUB_REPOSITORY, "replica_regions": [REPLICA]},
             "eks-cluster": {
                 "domain_name": DOMAIN,
                 "hosted_zone_id": hosted_zone(emulator),
+                "regional_endpoint": True,
                 "admin_principal_arns": [ADMIN],
                 "github_repository": GITHUB_REPOSITORY,
             },
@@ -513,16 +516,40 @@ def test_the_domain_has_an_issued_certificate_and_an_external_dns_role(stack: St
         "Certificate"
     ]
     assert (certificate["DomainName"], certificate["Status"]) == (DOMAIN, "ISSUED")
-    (option,) = certificate["DomainValidationOptions"]
+    # AWS lists the domain among the alternative names too; moto lists only the others.
+    assert {DOMAIN, *certificate["SubjectAlternativeNames"]} == {DOMAIN, REGIONAL_NAME}
+    options = certificate["DomainValidationOptions"]
+    assert {option["DomainName"] for option in options} == {DOMAIN, REGIONAL_NAME}
     route53 = stack.client("route53")
     (zone,) = route53.list_hosted_zones()["HostedZones"]
     records = route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
-    assert option["ResourceRecord"]["Name"] in {r["Name"] for r in records if r["Type"] == "CNAME"}
+    cnames = {r["Name"] for r in records if r["Type"] == "CNAME"}
+    assert {option["ResourceRecord"]["Name"] for option in options} <= cnames
     role = stack.output("eks-cluster", "external_dns_role_arn").rsplit("/", 1)[1]
     assert trust_conditions(stack.client("iam"), role)["sub"] == (
         "system:serviceaccount:kube-system:external-dns"
     )
     assert stack.output("eks-cluster", "domain_name") == DOMAIN
+
+
+def test_a_regional_endpoint_is_health_checked_on_its_own_name(stack: Stack) -> None:
+    check_id = stack.output("eks-cluster", "health_check_id")
+    config = stack.client("route53").get_health_check(HealthCheckId=check_id)["HealthCheck"]
+    checked = config["HealthCheckConfig"]
+    assert (checked["FullyQualifiedDomainName"], checked["Type"], checked["Port"]) == (
+        REGIONAL_NAME,
+        "HTTPS",
+        443,
+    )
+    assert (checked["ResourcePath"], checked["EnableSNI"]) == ("/regionz", True)
+    assert stack.output("eks-cluster", "regional_hostname") == REGIONAL_NAME
+
+
+def test_images_are_replicated_to_the_replica_region(stack: Stack) -> None:
+    registry = stack.client("ecr").describe_registry()
+    (rule,) = registry["replicationConfiguration"]["rules"]
+    assert [d["region"] for d in rule["destinations"]] == [REPLICA]
+    assert rule["repositoryFilters"] == [{"filter": "kiusys-app", "filterType": "PREFIX_MATCH"}]
 
 
 def test_destroy_in_reverse_order_leaves_nothing(stack: Stack) -> None:
