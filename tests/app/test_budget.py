@@ -270,3 +270,21 @@ async def test_a_ping_reads_both_tables_and_proves_the_writes_only_when_asked(
         "ADD #count :by",
         {":by": {"N": "1"}},
     ), "the very write a record makes, refused by its condition"
+
+
+# A Route 53 health checker counts an HTTPS check as failed unless the endpoint answers within
+# two seconds of connecting (Route 53 Developer Guide, "How Amazon Route 53 determines whether a
+# health check is healthy"); /regionz answers from one ping.
+ROUTE53_ANSWER_SECONDS = 2.0
+
+
+async def test_a_ping_of_a_store_that_never_answers_fails_before_a_route53_checker_gives_up(
+    moto_store: Callable[..., DynamoDBStore], silent_endpoint: str
+) -> None:
+    store = moto_store(endpoint_url=silent_endpoint)
+    try:
+        outcome, took = await outcome_and_time(store, lambda store: store.ping(writes=True))
+    finally:
+        await store.aclose()
+    assert outcome is StoreErrorKind.UNAVAILABLE
+    assert took < ROUTE53_ANSWER_SECONDS, f"{took:.2f} s"
