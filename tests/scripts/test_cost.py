@@ -80,3 +80,35 @@ def test_the_cheaper_profile_is_the_total_less_what_it_changes() -> None:
     assert len(savings) == 3
     (stated,) = re.findall(r"It costs about \*\*\$([\d.]+)\*\*", profile)
     assert Decimal(stated) == total - sum(savings)
+
+
+def test_the_second_region_is_the_platform_again_plus_its_rows() -> None:
+    section = COST[COST.index("**A second region**") : COST.index("**The node type")]
+    rows = cost_rows(section)
+    total = dollars(rows.pop("**Total**")[2])
+    priced = [dollars(cells[2]) for cells in rows.values() if cells[2] != "not priced"]
+    assert sum(priced) == total
+    first = cost_rows(COST)
+    again = next(cells for name, cells in rows.items() if name.startswith("The platform"))
+    assert dollars(again[2]) == dollars(first["**Total**"][2]) - dollars(first["S3 state bucket"][2])
+
+
+def per_unit(price: str) -> Decimal:
+    (amount,) = re.findall(r"\$([\d.]+) per million", price)
+    return Decimal(amount) / 1_000_000
+
+
+def test_the_second_regions_records_cost_what_their_units_do() -> None:
+    section = COST[COST.index("**A second region**") : COST.index("**The node type")]
+    rows = cost_rows(COST)
+    write_unit = per_unit(rows["DynamoDB readiness, write proofs"][0])
+    read_unit = per_unit(rows["DynamoDB readiness, reads"][0])
+    figures = re.findall(
+        r"\$([\d.]+)[^$]*?\(([\d,]+) write units,\s+([\d,]+)\s+replicated[^,]*,\s+([\d,]+)"
+        r"\s+read\s+units",
+        section,
+    )
+    assert len(figures) == 2, "a plain and a keyed figure"
+    for amount, *counts in figures:
+        writes, replicated, reads = (Decimal(n.replace(",", "")) for n in counts)
+        assert Decimal(amount) == (writes + replicated) * write_unit + reads * read_unit
