@@ -90,7 +90,9 @@ def test_the_second_region_is_the_platform_again_plus_its_rows() -> None:
     assert sum(priced) == total
     first = cost_rows(COST)
     again = next(cells for name, cells in rows.items() if name.startswith("The platform"))
-    assert dollars(again[2]) == dollars(first["**Total**"][2]) - dollars(first["S3 state bucket"][2])
+    assert dollars(again[2]) == dollars(first["**Total**"][2]) - dollars(
+        first["S3 state bucket"][2]
+    )
 
 
 def per_unit(price: str) -> Decimal:
