@@ -5,6 +5,7 @@ never got one was never sent."""
 import asyncio
 import json
 import random
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -288,3 +289,35 @@ async def test_a_ping_of_a_store_that_never_answers_fails_before_a_route53_check
         await store.aclose()
     assert outcome is StoreErrorKind.UNAVAILABLE
     assert took < ROUTE53_ANSWER_SECONDS, f"{took:.2f} s"
+
+
+# The condition grammar as DynamoDB's developer guide writes it ("Condition and filter
+# expressions, operators, and functions"): keywords in upper case; function names, which it says
+# are case-sensitive, in lower case. moto reads both spellings; AWS is only documented for these.
+KEYWORDS = {"AND", "OR", "NOT", "BETWEEN", "IN"}
+FUNCTIONS = {"attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "size"}
+
+
+def conditions(payload: dict[str, Any]) -> list[str]:
+    actions = [item for entry in payload.get("TransactItems", []) for item in entry.values()]
+    return [p["ConditionExpression"] for p in (payload, *actions) if "ConditionExpression" in p]
+
+
+async def test_every_condition_is_written_as_the_documented_grammar(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
+    store = moto_store()
+    actions = Actions(store)
+    try:
+        await store.ping(writes=True)
+        await store.record("AR1133", "order-1")
+    finally:
+        await store.aclose()
+    sent = [condition for payload in actions.payloads for condition in conditions(payload)]
+    assert len(sent) == 3, sent  # the two refused probes, the key's put
+    for condition in sent:
+        for word in re.findall(r"[A-Za-z_]+", condition):
+            if word.upper() in KEYWORDS:
+                assert word in KEYWORDS, condition
+            elif word.lower() in FUNCTIONS:
+                assert word in FUNCTIONS, condition
