@@ -17,8 +17,8 @@ from aiodynamo.sign import Request
 
 from kiusys_app.stores import StoreError, StoreErrorKind
 from kiusys_app.stores import dynamodb as dynamodb_store
-from kiusys_app.stores.dynamodb import CALL_BUDGET_SECONDS, DynamoDBStore
-from kiusys_app.stores.dynamodb_retry import ATTEMPT_TIMEOUT_SECONDS, FLOOR_SECONDS
+from kiusys_app.stores.dynamodb import CALL_BUDGET_SECONDS, COUNT_ATTR, DynamoDBStore
+from kiusys_app.stores.dynamodb_retry import ATTEMPT_TIMEOUT_SECONDS, FLOOR_SECONDS, Budget
 from kiusys_app.stores.dynamodb_wire import Answer
 from tests.support.aws import TABLE
 from tests.support.delaying_proxy import delaying_proxy
@@ -321,3 +321,37 @@ async def test_every_condition_is_written_as_the_documented_grammar(
                 assert word in KEYWORDS, condition
             elif word.lower() in FUNCTIONS:
                 assert word in FUNCTIONS, condition
+
+
+@pytest.mark.parametrize("left", [FLOOR_SECONDS / 2, FLOOR_SECONDS, 2 * FLOOR_SECONDS])
+async def test_a_pause_is_taken_exactly_when_an_attempt_can_start_after_it(left: float) -> None:
+    clock = FakeClock()
+    budget = Budget(deadline=left, sleep=clock.sleep, clock=clock)
+    paused = await budget.pause(0.0)
+    assert paused is (budget.timeout() is not None)
+
+
+class NoUnprocessedKeys:
+    """Answers a BatchGetItem with its items only: the API marks every response element
+    optional, so `UnprocessedKeys` may be left out rather than sent empty."""
+
+    def __init__(self, store: DynamoDBStore) -> None:
+        store.wire.transport = self
+
+    async def __call__(self, request: Request, timeout: float) -> Answer:
+        (keys,) = json.loads(request.body)["RequestItems"][TABLE]["Keys"][:1]
+        item = {**keys, COUNT_ATTR: {"N": "7"}}
+        body = {"Responses": {TABLE: [item]}}
+        return Answer(200, "application/x-amz-json-1.0", json.dumps(body).encode())
+
+
+async def test_a_batch_answer_without_unprocessed_keys_is_complete(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
+    store = moto_store()
+    NoUnprocessedKeys(store)
+    try:
+        counts = await store.get_many(["AR1133", "LA0001"])
+    finally:
+        await store.aclose()
+    assert counts == {"AR1133": 7, "LA0001": 0}

@@ -426,6 +426,23 @@ def test_a_bundle_without_certificates_is_refused_in_process_naming_the_file(
     )
 
 
+def test_a_bundle_error_without_an_os_reason_is_named_by_its_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def refused(cafile: str | None = None) -> None:
+        raise OSError("the bundle is locked")  # no errno, so no strerror
+
+    monkeypatch.setattr("ssl.create_default_context", refused)
+    monkeypatch.setenv("KIUSYS_STORE", "dynamodb")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "bundle.pem"))
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        f"invalid setting AWS_CA_BUNDLE: {tmp_path / 'bundle.pem'}: the bundle is locked"
+    )
+
+
 @pytest.mark.parametrize(
     ("regions", "expected"),
     [
