@@ -201,6 +201,41 @@ async def test_a_record_that_waited_for_a_pooled_connection_is_never_outcome_unk
     assert stored["record"]["N"] == "1"
 
 
+@pytest.fixture
+def unconnectable_endpoint() -> Iterator[str]:
+    """A port whose connections never complete: a listening socket with a backlog of 0 that
+    never accepts, its queue already full, so that the kernel drops every further SYN."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(server.getsockname())
+        try:
+            yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+async def test_a_record_whose_connection_never_completes_is_never_outcome_unknown(
+    moto_store: Callable[..., DynamoDBStore],
+    unconnectable_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The connection's own timeout ends each attempt before the attempt's total, so aiohttp
+    # says "no connection" (never sent, retried) rather than a bare timeout (may have arrived).
+    monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 1.0)
+    store = moto_store(endpoint_url=unconnectable_endpoint)
+    try:
+        outcome, took = await outcome_and_time(store, CALLS["plain-record"])
+    finally:
+        await store.aclose()
+    assert outcome is StoreErrorKind.UNAVAILABLE, "never sent: a retry is safe"
+    assert took < 1.0 + 0.5
+
+
 class UnprocessedLate:
     """Every BatchGetItem answered after 0.9 s on `clock`, with every key unprocessed."""
 

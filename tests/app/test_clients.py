@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from kiusys_app.api.auth import PERMISSIONS
 from kiusys_app.clients import Clients, ClientsError
+from kiusys_app.config import ConfigError, load_clients
 from kiusys_app.main import create_app
 from kiusys_app.models import ROUTE_RULE, airline_of, normalize_route
 from tests.support.app import metric, sqlite_settings, started_app
@@ -317,6 +318,25 @@ def test_a_bad_clients_file_is_refused_naming_the_client(
     tmp_path: Path, body: str, expected: str
 ) -> None:
     assert bad(body, tmp_path).startswith(expected)
+
+
+def test_the_settings_name_the_clients_file_in_each_refusal(
+    tmp_path: Path, clients_file: Path
+) -> None:
+    both = sqlite_settings(tmp_path, clients_file=clients_file, api_keys=KEYS["latam"])
+    with pytest.raises(ConfigError) as refused:
+        load_clients(both)
+    assert str(refused.value) == (
+        f"invalid setting KIUSYS_CLIENTS_FILE ({clients_file}): set it or "
+        "KIUSYS_API_KEYS/KIUSYS_API_KEYS_FILE, not both"
+    )
+    body, expected = BAD_FILES["bad-name"]
+    clients_file.write_text(body)
+    with pytest.raises(ConfigError) as refused:
+        load_clients(sqlite_settings(tmp_path, clients_file=clients_file))
+    assert str(refused.value).startswith(
+        f"invalid setting KIUSYS_CLIENTS_FILE ({clients_file}): {expected}"
+    )
 
 
 @pytest.mark.slow
