@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from aiodynamo.credentials import Key
 from aiodynamo.sign import Request
+from yarl import URL
 
 from kiusys_app.stores import StoreError, StoreErrorKind
 from kiusys_app.stores import dynamodb as dynamodb_store
 from kiusys_app.stores.dynamodb import CALL_BUDGET_SECONDS, COUNT_ATTR, DynamoDBStore
 from kiusys_app.stores.dynamodb_retry import ATTEMPT_TIMEOUT_SECONDS, FLOOR_SECONDS, Budget
-from kiusys_app.stores.dynamodb_wire import Answer
+from kiusys_app.stores.dynamodb_wire import Answer, Failed
 from tests.support.aws import TABLE
 from tests.support.delaying_proxy import delaying_proxy
 
@@ -234,6 +235,25 @@ async def test_a_record_whose_connection_never_completes_is_never_outcome_unknow
         await store.aclose()
     assert outcome is StoreErrorKind.UNAVAILABLE, "never sent: a retry is safe"
     assert took < 1.0 + 0.5
+
+
+async def test_an_attempt_with_no_time_left_after_its_waits_is_never_sent(
+    moto_store: Callable[..., DynamoDBStore],
+) -> None:
+    store = moto_store()
+    actions = Actions(store)
+    request = Request(URL("http://127.0.0.1:1/"), {"X-Amz-Target": "x.UpdateItem"}, b"")
+    try:
+        with pytest.raises(Failed) as failed:
+            await store.wire._send(request, 0.0)
+    finally:
+        await store.aclose()
+    assert actions.sent == [], "with no time left, aiohttp would apply no timeout at all"
+    assert (failed.value.kind, failed.value.reason, failed.value.maybe_applied) == (
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: no time left to send after the wait for a connection",
+        False,
+    )
 
 
 class UnprocessedLate:
