@@ -16,7 +16,7 @@ from aiodynamo.credentials import Key
 from aiodynamo.sign import Request
 from yarl import URL
 
-from kiusys_app.stores import StoreError, StoreErrorKind
+from kiusys_app.stores import StoreError, StoreErrorKind, dynamodb_retry
 from kiusys_app.stores import dynamodb as dynamodb_store
 from kiusys_app.stores.dynamodb import CALL_BUDGET_SECONDS, COUNT_ATTR, DynamoDBStore
 from kiusys_app.stores.dynamodb_retry import ATTEMPT_TIMEOUT_SECONDS, FLOOR_SECONDS, Budget
@@ -398,6 +398,47 @@ def test_an_attempt_starts_with_at_least_the_floor_left_and_at_most_its_own_time
         1.0: 1.0,
         3.0: ATTEMPT_TIMEOUT_SECONDS,
     }
+
+
+async def test_a_call_whose_budget_was_spent_before_it_sends_nothing() -> None:
+    sent: list[str] = []
+
+    async def attempt(action: str, payload: dict[str, Any], timeout: float) -> Any:
+        sent.append(action)
+
+    spent = Budget(deadline=FLOOR_SECONDS / 2, clock=lambda: 0.0)
+    with pytest.raises(StoreError) as failed:
+        await dynamodb_retry.call(attempt, "GetItem", TABLE, {}, budget=spent, repeatable=True)
+    assert sent == []
+    assert (failed.value.kind, failed.value.reason) == (
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: the call's budget was spent before this request",
+    )
+    assert (failed.value.table, failed.value.operation) == (TABLE, "GetItem")
+
+
+@pytest.mark.parametrize(
+    ("repeatable", "kind"),
+    [(True, StoreErrorKind.UNAVAILABLE), (False, StoreErrorKind.OUTCOME_UNKNOWN)],
+)
+async def test_a_pause_that_overslept_the_floor_ends_the_call_with_its_last_failure(
+    repeatable: bool, kind: StoreErrorKind
+) -> None:
+    clock = FakeClock()
+
+    async def oversleep(seconds: float) -> None:  # a loop late to wake, as under load
+        clock.now = CALL_BUDGET_SECONDS - FLOOR_SECONDS / 2
+
+    async def cut(action: str, payload: dict[str, Any], timeout: float) -> Any:
+        raise Failed(StoreErrorKind.UNAVAILABLE, "dynamodb: cut", maybe_applied=True)
+
+    budget = Budget(deadline=CALL_BUDGET_SECONDS, sleep=oversleep, clock=clock)
+    with pytest.raises(StoreError) as failed:
+        await dynamodb_retry.call(
+            cut, "UpdateItem", TABLE, {}, budget=budget, repeatable=repeatable
+        )
+    assert (failed.value.kind, failed.value.reason) == (kind, "dynamodb: cut")
+    assert (failed.value.table, failed.value.operation) == (TABLE, "UpdateItem")
 
 
 @pytest.mark.parametrize("left", [FLOOR_SECONDS / 2, FLOOR_SECONDS, 2 * FLOOR_SECONDS])
