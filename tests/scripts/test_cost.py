@@ -11,6 +11,7 @@ from tests.support.processes import REPO_ROOT
 COST = (REPO_ROOT / "docs" / "cost.md").read_text()
 TIMES = "\N{MULTIPLICATION SIGN}"
 _DOLLARS = re.compile(r"\$([\d,]+\.\d\d)\b")
+SECOND_REGION = COST[COST.index("**A second region**") : COST.index("**The node type")]
 
 
 def dollars(text: str) -> Decimal:
@@ -83,8 +84,7 @@ def test_the_cheaper_profile_is_the_total_less_what_it_changes() -> None:
 
 
 def test_the_second_region_is_the_platform_again_plus_its_rows() -> None:
-    section = COST[COST.index("**A second region**") : COST.index("**The node type")]
-    rows = cost_rows(section)
+    rows = cost_rows(SECOND_REGION)
     total = dollars(rows.pop("**Total**")[2])
     priced = [dollars(cells[2]) for cells in rows.values() if cells[2] != "not priced"]
     assert sum(priced) == total
@@ -101,14 +101,13 @@ def per_unit(price: str) -> Decimal:
 
 
 def test_the_second_regions_records_cost_what_their_units_do() -> None:
-    section = COST[COST.index("**A second region**") : COST.index("**The node type")]
     rows = cost_rows(COST)
     write_unit = per_unit(rows["DynamoDB readiness, write proofs"][0])
     read_unit = per_unit(rows["DynamoDB readiness, reads"][0])
     figures = re.findall(
         r"\$([\d.]+)[^$]*?\(([\d,]+) write units,\s+([\d,]+)\s+replicated[^,]*,\s+([\d,]+)"
         r"\s+read\s+units",
-        section,
+        SECOND_REGION,
     )
     assert len(figures) == 2, "a plain and a keyed figure"
     for amount, *counts in figures:

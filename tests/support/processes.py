@@ -65,7 +65,9 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent e
 
 def die_with_parent() -> None:
     """In a child, before it runs its program: end it with SIGTERM once the test process ends,
-    however that ends (pytest-timeout's thread method calls os._exit, which runs no teardown)."""
+    however that ends (pytest-timeout's thread method calls os._exit, which runs no teardown).
+    The kernel sends it when the thread that started the child ends, so start servers from the
+    test's own thread (fixtures and tests run there), not from a short-lived one."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
