@@ -47,10 +47,13 @@ help: ## List the targets
 		| sed -e 's|$$(HOST)|$(HOST)|g' -e 's|$$(PORT)|$(PORT)|g' \
 		| awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(APP_STAMP): kiusys-app/pyproject.toml kiusys-app/requirements.lock
+# The service from its lock, and beside it the official client (kiusys-client/), so that the
+# walkthrough's Python and the `kiusys` command work next to `make run`.
+$(APP_STAMP): kiusys-app/pyproject.toml kiusys-app/requirements.lock kiusys-client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_QUIET) -r kiusys-app/requirements.lock
 	$(BIN)/pip install $(PIP_QUIET) --no-deps -e ./kiusys-app
+	$(BIN)/pip install $(PIP_QUIET) -e ./kiusys-client
 	touch $@
 
 $(DEV_STAMP): $(APP_STAMP) pyproject.toml
@@ -75,7 +78,7 @@ fmt: $(DEV_STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(DEV_STAMP) ## mypy --strict on the service package
+typecheck: $(DEV_STAMP) ## mypy --strict on the service and the client
 	$(BIN)/mypy
 
 pytest: $(DEV_STAMP) $(CHECKOV_STAMP) test-tools ## The whole pytest suite
