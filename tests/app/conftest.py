@@ -17,8 +17,7 @@ from kiusys_app.stores import CounterStore
 from kiusys_app.stores.dynamodb import DynamoDBStore
 from kiusys_app.stores.sqlite import SQLiteStore
 from tests.support.app import sqlite_settings, started_app
-from tests.support.aws import KEYS_TABLE, REGION, TABLE, dynamodb, fresh_tables, scan_all
-from tests.support.processes import moto_server
+from tests.support.aws import KEYS_TABLE, REGION, TABLE, dynamodb, scan_all
 
 STORES = ["sqlite", "dynamodb"]
 
@@ -114,19 +113,6 @@ def moto_store(aws: Any, moto_url: str) -> Callable[..., DynamoDBStore]:
         return DynamoDBStore(table_name=TABLE, idempotency_table_name=KEYS_TABLE, **settings)
 
     return make
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    """A single-threaded moto server, shared by the tests that need real HTTP."""
-    with moto_server() as emulator:
-        yield emulator.url
-
-
-@pytest.fixture
-def moto_tables(moto_url: str) -> Any:
-    """Fresh tables on the moto server; returns a client for it."""
-    return fresh_tables(dynamodb(moto_url))
 
 
 @pytest.fixture
