@@ -18,6 +18,8 @@ CHAOS_SEEDS ?= 1 2 3 4 5
 CHAOS_SECONDS ?= 60
 # make new-key
 NAME ?=
+AIRLINES ?=
+CAN ?=
 # make load
 URL ?=
 API_KEY ?=
@@ -111,8 +113,9 @@ chaos: $(DEV_STAMP) ## The fault campaign, CHAOS_SEEDS (1 2 3 4 5) of CHAOS_SECO
 mutation: $(DEV_STAMP) ## Mutation testing (mutmut) of stores, API, models, settings; PATTERN=stores/sqlite.py for one
 	$(BIN)/python -m tests.support.mutation $(PATTERN)
 
-new-key: $(APP_STAMP) ## A client's new API key (stderr, once) and its clients-file entry (stdout): make -s new-key NAME=… >> clients.toml
-	@$(BIN)/kiusys-app new-key '$(NAME)'
+new-key: $(APP_STAMP) ## A client's new API key (stderr, once) and its clients-file entry (stdout): make -s new-key NAME=… AIRLINES='AR LA' CAN='record check' >> clients.toml
+	@$(BIN)/kiusys-app new-key '$(NAME)' $(foreach code,$(AIRLINES),--airline '$(code)') \
+		$(foreach right,$(CAN),--can '$(right)')
 
 local-aws: $(DEV_STAMP) ## Start moto and apply the four Terraform roots to it; prints the env for `make run`
 	$(BIN)/python -m tests.support.local_aws up

@@ -12,8 +12,8 @@ may touch, and what it may do with them: record, check, or both. The clients fil
 
 Keys are random and long (256 bits), so a fast hash is enough to store them: a slow password
 hash only slows the guessing of low-entropy secrets. The service keeps only the digests,
-compares them in constant time, and never logs a key or a digest. `kiusys-app new-key NAME`
-makes a key and prints its entry.
+compares them in constant time, and never logs a key or a digest. `kiusys-app new-key NAME
+--airline AR --can record` makes a key and prints its entry.
 """
 
 import hashlib
@@ -191,16 +191,24 @@ def _permission(where: str, value: str) -> Permission:
         raise ClientsError(f"{where}: unknown permission {value!r} (allowed: {allowed})") from None
 
 
-def new_key(name: str) -> tuple[str, str]:
-    """`kiusys-app new-key NAME`: a new key (`kiu_` and 256 random bits), and its entry for the
-    clients file, which holds only the key's digest."""
+def new_key(name: str, airlines: list[str], can: list[str]) -> tuple[str, str]:
+    """`kiusys-app new-key NAME --airline CODE --can RIGHT`: a new key (`kiu_` and 256 random
+    bits), and its entry for the clients file, which holds only the key's digest. The client
+    gets the airlines and rights named, and no other: every airline only as `*`, by name."""
+    where = f"client {name!r}"
     if not _NAME.fullmatch(name):
         raise ClientsError(f"a client's name is {NAME_RULE}")
+    codes = list(dict.fromkeys(_airline(where, value) for value in airlines))
+    if not codes or (ALL_AIRLINES in codes and len(codes) > 1):
+        raise ClientsError(f"{where}: name its airlines, or '*' alone for every airline")
+    rights = list(dict.fromkeys(_permission(where, value) for value in can))
+    if not rights:
+        raise ClientsError(f"{where}: name what it may do: record, check, or both")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     entry = f"""
 [clients.{name}]
 key_sha256 = ["{digest_of(key).hex()}"]
-airlines = ["{ALL_AIRLINES}"]  # narrow to its airline codes, e.g. ["AR"]
-can = ["{Permission.RECORD}", "{Permission.CHECK}"]  # or one of them
+airlines = [{", ".join(f'"{code}"' for code in codes)}]
+can = [{", ".join(f'"{right}"' for right in rights)}]
 """
     return key, entry

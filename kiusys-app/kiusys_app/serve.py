@@ -1,7 +1,8 @@
 """`kiusys-app`: the one command that serves the service (`make run`, the image, the tests).
 
     kiusys-app [--host H] [--port P] [--workers N] [--metrics-port M]
-    kiusys-app new-key NAME    a new API key for the client NAME (on stderr, once), and its
+    kiusys-app new-key NAME --airline CODE --can RIGHT
+                               a new API key for the client NAME (on stderr, once), and its
                                entry for the clients file (on stdout: `>> clients.toml`)
 
 The server is granian, run in this process: it forks the workers, each of which imports
@@ -80,11 +81,21 @@ def _from_environment(variable: str, default: str, parse: Callable[[str], int]) 
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog="kiusys-app", description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=_PORT)
-    parser.add_argument("--workers", type=_number(1, 64), default="1")
-    parser.add_argument("--metrics-port", type=_PORT)
+    parser = _Parser(
+        prog="kiusys-app",
+        description="Serve the Kiusys transaction counter. Settings come from KIUSYS_* "
+        "variables (docs/operations.md, Settings).",
+        epilog="kiusys-app new-key NAME --airline CODE --can RIGHT: a new client's API key "
+        "(kiusys-app new-key --help).",
+    )
+    parser.add_argument(
+        "--host", default=os.environ.get("HOST", "127.0.0.1"), help="address (env HOST; 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=_PORT, help="the API's port (env PORT; 8000)")
+    parser.add_argument("--workers", type=_number(1, 64), default="1", help="processes (1)")
+    parser.add_argument(
+        "--metrics-port", type=_PORT, help="the metrics' port (env KIUSYS_METRICS_PORT; 9464)"
+    )
     # What `make bench` serves beside the app, with the same server settings.
     parser.add_argument("--target", default="kiusys_app.main:app", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -143,15 +154,36 @@ def _check_free(option: str, host: str, port: int) -> None:
 
 
 def _new_key(argv: list[str]) -> None:
-    from kiusys_app.clients import ClientsError, new_key
+    from kiusys_app.clients import ClientsError, Permission, new_key
 
-    if len(argv) != 1:
-        exit_at_startup("invalid argument: usage: kiusys-app new-key NAME")
+    parser = _Parser(
+        prog="kiusys-app new-key",
+        description="A new API key for the client NAME, shown once on stderr, and its entry "
+        "for the clients file on stdout (append it: >> clients.toml). The entry holds only "
+        "the key's SHA-256, and exactly the airlines and rights named.",
+    )
+    parser.add_argument("name", metavar="NAME", help="the client's name, such as aerolineas")
+    parser.add_argument(
+        "--airline",
+        action="append",
+        required=True,
+        metavar="CODE",
+        help="an airline whose routes the client may touch, such as AR (repeat for more); "
+        "'*' alone for every airline",
+    )
+    parser.add_argument(
+        "--can",
+        action="append",
+        required=True,
+        choices=list(Permission),
+        help="what the client may do with them (repeat for both)",
+    )
+    args = parser.parse_args(argv)
     try:
-        key, entry = new_key(argv[0])
+        key, entry = new_key(args.name, args.airline, args.can)
     except ClientsError as exc:
         exit_at_startup(f"invalid argument: {exc}")
-    print(f"The new API key of the client {argv[0]!r}, shown once: {key}", file=sys.stderr)
+    print(f"The new API key of the client {args.name!r}, shown once: {key}", file=sys.stderr)
     print(entry, end="")
 
 

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kiusys_app.api.auth import PERMISSIONS
-from kiusys_app.clients import Clients, ClientsError
+from kiusys_app.clients import Clients, ClientsError, Permission
 from kiusys_app.config import ConfigError, load_clients
 from kiusys_app.main import create_app
 from kiusys_app.models import ROUTE_RULE, airline_of, normalize_route
@@ -364,14 +364,64 @@ def test_the_clients_file_and_the_api_keys_together_are_refused(
 # kiusys-app new-key, and the real server, on both stores.
 
 
-def new_key(name: str) -> tuple[str, str]:
-    """`kiusys-app new-key NAME`: the key it shows, and the entry it prints."""
-    made = subprocess.run(
-        [KIUSYS_APP, "new-key", name], capture_output=True, text=True, check=True, timeout=60
-    )
+def new_key(name: str, *scope: str) -> tuple[str, str]:
+    """`kiusys-app new-key NAME` with `scope` (by default AR, record and check): the key it
+    shows, and the entry it prints."""
+    args = [
+        KIUSYS_APP,
+        "new-key",
+        name,
+        *(scope or ("--airline", "AR", "--can", "record", "--can", "check")),
+    ]
+    made = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
     (key,) = re.findall(r"shown once: (kiu_\S+)$", made.stderr, re.MULTILINE)
     assert key not in made.stdout, "the file's entry holds only the digest"
     return key, made.stdout
+
+
+def test_a_new_key_gets_exactly_the_airlines_and_rights_asked_for(tmp_path: Path) -> None:
+    key, entry = new_key("latam", "--airline", "la", "--airline", "JJ", "--airline", "LA", "--can", "record")  # fmt: skip
+    path = tmp_path / "clients.toml"
+    path.write_text(entry)
+    client = Clients.from_file(path).find(key)
+    assert client is not None
+    assert (client.airlines, client.can) == (frozenset({"LA", "JJ"}), {Permission.RECORD})
+    _, everyone = new_key("ops", "--airline", "*", "--can", "check")
+    assert 'airlines = ["*"]' in everyone, "every airline only when asked for by name"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["web"],
+        ["web", "--can", "record"],
+        ["web", "--airline", "AR"],
+        ["web", "--airline", "*", "--airline", "AR", "--can", "record"],
+        ["web", "--airline", "A-1", "--can", "record"],
+        ["web", "--airline", "AR", "--can", "delete"],
+        ["Web!", "--airline", "AR", "--can", "record"],
+    ],
+)
+def test_new_key_without_a_scope_or_with_a_bad_one_makes_no_key(args: list[str]) -> None:
+    made = subprocess.run(
+        [KIUSYS_APP, "new-key", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert made.returncode == 3
+    assert made.stdout == ""
+    (line,) = made.stderr.splitlines()
+    assert json.loads(line)["message"].startswith("invalid argument: ")
+
+
+@pytest.mark.parametrize("command", [[], ["new-key"]], ids=["kiusys-app", "new-key"])
+def test_help_prints_usage_and_exits_0(command: list[str]) -> None:
+    shown = subprocess.run(
+        [KIUSYS_APP, *command, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("usage: kiusys-app")
+    assert shown.stderr == ""
+    expected = ["--airline", "--can"] if command else ["new-key", "8000", "9464", "127.0.0.1"]
+    assert all(word in shown.stdout for word in expected)
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])

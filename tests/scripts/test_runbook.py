@@ -2,9 +2,12 @@
 for the nodes' architecture, and the teardown removes what EKS leaves behind."""
 
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from kiusys_app.clients import Clients, Permission
 from tests.kubernetes.conftest import find, render, variable_default
 from tests.support.processes import REPO_ROOT
 
@@ -116,7 +119,9 @@ def test_the_clients_secret_is_created_once_and_kept_on_a_second_run() -> None:
     guard = COMMANDS.index("if ! kubectl -n kiusys get secret kiusys-clients >/dev/null 2>&1; then")
     create = "kubectl -n kiusys create secret generic kiusys-clients --from-file=clients.toml\n"
     assert guard < COMMANDS.index(create) < COMMANDS.index("fi\n", guard)
-    assert "make -s new-key NAME=operator 2>&1 >>clients.toml" in COMMANDS
+    assert "make -s new-key NAME=operator AIRLINES='*' CAN='record check' 2>&1 >>clients.toml" in (
+        COMMANDS
+    )
 
 
 def test_the_first_deploy_creates_the_pods_after_their_target_group_binding() -> None:
@@ -129,3 +134,24 @@ def test_the_first_deploy_creates_the_pods_after_their_target_group_binding() ->
     held_back = [m["kind"] for m in rendered if m["metadata"]["labels"].get(label) == "true"]
     assert held_back == ["Deployment"], "only the app's pods wait for the binding"
     assert find(rendered, "Service", "kiusys-app")["metadata"]["labels"].get(label) is None
+
+
+def test_the_runbooks_new_key_line_makes_a_key_and_its_entry(tmp_path: Path) -> None:
+    """The runbook's own line, run as it stands but with `clients.toml` in a scratch folder."""
+    (line,) = [line for line in COMMANDS.splitlines() if line.strip().startswith("KEY=\"$(make")]
+    command = line.strip().replace("make -s", f"make -s -C {REPO_ROOT}", 1)
+    script = f'{command}\necho "$KEY"\n'
+    made = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    key = made.stdout.strip()
+    assert key.startswith("kiu_")
+    client = Clients.from_file(tmp_path / "clients.toml").find(key)
+    assert client is not None
+    assert client.name == "operator"
+    assert client.can == set(Permission)
