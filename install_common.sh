@@ -2,6 +2,18 @@
 # Helpers shared by install_kubectl.sh and install_helm.sh; sourced, not run.
 # shellcheck disable=SC2034 # the sourcing script uses what it needs
 
+# With -h or --help, prints the sourcing script's header comment (its usage) and exits 0; any
+# other option is refused before anything is downloaded.
+help_or_refuse_options() {
+  case "${1:-}" in
+    -h | --help)
+      sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+      exit 0
+      ;;
+    -*) die "unknown option '$1' (see --help)" ;;
+  esac
+}
+
 die() {
   echo "${0##*/}: $*" >&2
   exit 1

@@ -2,18 +2,18 @@
 # Installs Helm, the pinned release, after checking the archive's sha256 against the checksum
 # published beside it.
 #
-# Usage: ./install_helm.sh [INSTALL_DIR]     (default: /usr/local/bin)
+# Usage: ./install_helm.sh [INSTALL_DIR]     (default: /usr/local/bin; --help: this text)
 #   HELM_VERSION   the release to install (default: the pinned one below)
 #   HELM_BASE_URL  where releases are served (default: https://get.helm.sh)
 set -o errexit -o nounset -o pipefail
+# shellcheck source=install_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install_common.sh"
+help_or_refuse_options "$@"
 
 readonly default_version="v4.2.4"
 readonly version="${HELM_VERSION:-${default_version}}"
 readonly base_url="${HELM_BASE_URL:-https://get.helm.sh}"
 readonly install_dir="${1:-/usr/local/bin}"
-
-# shellcheck source=install_common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/install_common.sh"
 
 main() {
   [[ "${version}" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "HELM_VERSION must look like v4.2.4, not '${version}'"

@@ -2,19 +2,19 @@
 # Installs kubectl at the cluster's Kubernetes minor version, after checking the binary's sha256
 # against the checksum published beside it.
 #
-# Usage: ./install_kubectl.sh [INSTALL_DIR]     (default: /usr/local/bin)
+# Usage: ./install_kubectl.sh [INSTALL_DIR]     (default: /usr/local/bin; --help: this text)
 #   KUBECTL_VERSION   the release to install (default: the pinned one below)
 #   KUBECTL_BASE_URL  where releases are served (default: https://dl.k8s.io/release)
 set -o errexit -o nounset -o pipefail
+# shellcheck source=install_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install_common.sh"
+help_or_refuse_options "$@"
 
 # Keep the minor version equal to eks-cluster's kubernetes_version (a test checks it).
 readonly default_version="v1.35.0"
 readonly version="${KUBECTL_VERSION:-${default_version}}"
 readonly base_url="${KUBECTL_BASE_URL:-https://dl.k8s.io/release}"
 readonly install_dir="${1:-/usr/local/bin}"
-
-# shellcheck source=install_common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/install_common.sh"
 
 main() {
   [[ "${version}" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "KUBECTL_VERSION must look like v1.35.0, not '${version}'"

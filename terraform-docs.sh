@@ -4,7 +4,13 @@
 #
 # Usage: ./terraform-docs.sh [--check]
 #   --check  change nothing; fail if a README is out of date
+#   --help   this text
 set -o errexit -o nounset -o pipefail
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" # the comment above
+  exit 0
+fi
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly repo_root

@@ -6,7 +6,7 @@
 # region's image replica and the latency record's health check. The folder is git-ignored, so no account ID ever lands in
 # the repository.
 #
-# Usage: kubernetes/configure.sh IMAGE_TAG|IMAGE_DIGEST
+# Usage: kubernetes/configure.sh IMAGE_TAG|IMAGE_DIGEST     (--help: this text)
 #   IMAGE_TAG                    an immutable tag pushed to the ECR repository (not `latest`)
 #   IMAGE_DIGEST                 sha256:<64 hex digits>, the image pushed by digest (the release
 #                                workflow deploys this way)
@@ -22,6 +22,11 @@
 #                                Grafana dashboard), labelled for the kube-prometheus-stack
 #                                Helm release NAME (optional)
 set -o errexit -o nounset -o pipefail
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" # the comment above
+  exit 0
+fi
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo_root

@@ -561,3 +561,33 @@ def test_configure_refuses_a_malformed_digest(configure: Path, image: str) -> No
     result = run([str(configure / "kubernetes" / "configure.sh"), image], [configure / "bin"])
     assert result.returncode == 2
     assert "digest" in result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS[:4])
+def test_help_prints_the_usage_and_exits_0_with_nothing_done(script: str, tmp_path: Path) -> None:
+    """No download (the release URLs point nowhere), no install, no terraform-docs needed."""
+    nowhere = "http://127.0.0.1:9"
+    env = {"PATH": "/usr/bin:/bin", "KUBECTL_BASE_URL": nowhere, "HELM_BASE_URL": nowhere}
+    shown = subprocess.run(
+        [BASH, str(REPO_ROOT / script), "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (shown.returncode, shown.stderr) == (0, "")
+    header = (REPO_ROOT / script).read_text().splitlines()[1].removeprefix("# ")
+    assert shown.stdout.startswith(header + "\n")
+    assert "Usage: " in shown.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script", ["install_kubectl.sh", "install_helm.sh"])
+def test_an_unknown_option_is_refused_not_taken_for_the_install_directory(script: str) -> None:
+    refused = subprocess.run(
+        [BASH, str(REPO_ROOT / script), "--force"], capture_output=True, text=True, timeout=30
+    )
+    assert refused.returncode == 1
+    assert refused.stderr == f"{script}: unknown option '--force' (see --help)\n"
