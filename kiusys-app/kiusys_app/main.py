@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from kiusys_app.api import errors, hot_path
 from kiusys_app.api.auth import ApiKeyGate, document_security
-from kiusys_app.api.docs import ASSETS_PATH, DOCS_ALIAS, DOCS_PATH, add_docs
+from kiusys_app.api.docs import ASSETS_PATH, DOCS_ALIAS, DOCS_PATH, add_docs, document_every_answer
 from kiusys_app.api.limits import RequestLimits
 from kiusys_app.api.observability import RequestObservability
 from kiusys_app.api.routes import health, legacy, v1
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.register(app)
     open_paths = frozenset({DOCS_PATH, DOCS_ALIAS, app.openapi_url or "", *health.PATHS})
     document_security(app, open_paths)
+    document_every_answer(app)
     # The last one added runs first: every request gets an id, a log line and a JSON answer,
     # refused ones too.
     app.add_middleware(ApiKeyGate, open_paths=open_paths, open_prefixes=(f"{ASSETS_PATH}/",))

@@ -38,6 +38,8 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -53,6 +55,8 @@ MAX_BUFFER_BYTES = 32 * 1024
 DRAIN_SECONDS = 20
 MULTIPROC_SETTING = "PROMETHEUS_MULTIPROC_DIR"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# How often a worker looks whether its supervisor is still there.
+SUPERVISOR_POLL_SECONDS = 0.5
 
 
 def _number(low: int, high: int) -> Callable[[str], int]:
@@ -228,11 +232,22 @@ def _start_metrics(host: str, port: int) -> None:
         ) from None
 
 
-def _die_with_parent() -> None:
-    """In a forked worker (Linux): be sent SIGTERM when the supervising process dies, so that a
-    `kill -9` of it leaves no worker serving on behind its back."""
+def _die_with_parent(supervisor: int) -> None:
+    """In a forked worker (Linux): when the supervising process dies, drain as on its own stop
+    (SIGTERM), and end once DRAIN_SECONDS have passed whatever the connections still do, since
+    the supervisor that would have cut the drain short is gone."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    threading.Thread(
+        target=_end_after_supervisor, args=(supervisor,), name="supervisor-watch", daemon=True
+    ).start()
+
+
+def _end_after_supervisor(supervisor: int) -> None:
+    while os.getppid() == supervisor:
+        time.sleep(SUPERVISOR_POLL_SECONDS)
+    time.sleep(DRAIN_SECONDS)
+    os._exit(1)
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -241,7 +256,8 @@ def _serve(args: argparse.Namespace) -> None:
     from granian.server import Server
 
     if sys.platform == "linux":
-        os.register_at_fork(after_in_child=_die_with_parent)
+        supervisor = os.getpid()
+        os.register_at_fork(after_in_child=lambda: _die_with_parent(supervisor))
     server = Server(
         args.target,
         address=args.host,

@@ -94,6 +94,29 @@ def test_batch_check_refuses_bad_input(client: TestClient, query: str) -> None:
     assert client.get(f"/v1/transactions?{query}").status_code == 422
 
 
+def test_a_batch_past_100_routes_is_refused_in_plain_words(client: TestClient) -> None:
+    query = "&".join(f"route=AB{n:04d}" for n in range(101))
+    (error,) = client.get(f"/v1/transactions?{query}").json()["detail"]
+    assert error["msg"] == "a batch check reads 1 to 100 routes (repeat route=), not 101"
+
+
+def test_the_schema_declares_every_status_and_header_the_middlewares_add(
+    client: TestClient,
+) -> None:
+    schema = client.get("/openapi.json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            assert {"408", "413", "414", "431"} <= answers.keys(), (method, path)
+            for status, answer in answers.items():
+                assert "X-Request-ID" in answer.get("headers", {}), (method, path, status)
+    replay = "Idempotent-Replayed"
+    assert replay in schema["paths"]["/v1/routes/{route}/transactions"]["post"]["responses"]["200"]["headers"]  # fmt: skip
+    assert replay in schema["paths"]["/save-transaction/{flight_route}"]["post"]["responses"]["200"]["headers"]  # fmt: skip
+    answered = client.post("/v1/routes/AR1133/transactions")
+    assert "X-Request-ID" in answered.headers
+
+
 def test_batch_check_takes_100_routes(client: TestClient) -> None:
     query = "&".join(f"route=AB{n:04d}" for n in range(100))
     response = client.get(f"/v1/transactions?{query}")

@@ -1,6 +1,7 @@
 """The request limits at their exact edges, on the ASGI middleware alone: the headers' total size
 and the body's, by Content-Length or chunked."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -130,3 +131,69 @@ async def test_a_chunk_without_more_body_is_the_last_one() -> None:
 
     await serve(app, CHUNKED, [{"type": "http.request", "body": b"abc"}])
     assert read == [b"abc"]
+
+
+@pytest.mark.parametrize(
+    "headers", [[(b"content-length", b"10")], CHUNKED], ids=["content-length", "chunked"]
+)
+async def test_a_client_that_goes_away_mid_body_never_reaches_the_app(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    called: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope["path"])
+
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    assert await serve(app, headers, messages) == [], "nothing answered"
+    assert called == [], "no route saw the request"
+
+
+async def test_a_body_still_arriving_at_the_deadline_is_408_and_closes_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("kiusys_app.api.limits.BODY_SECONDS", 0.05)
+    called: list[str] = []
+    first = True
+
+    async def receive() -> Message:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"ab", "more_body": True}
+        await asyncio.sleep(60)  # the rest never comes
+        raise AssertionError("unreachable")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope["path"])
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/save-transaction/AR1133"}
+    await RequestLimits(app)({**scope, "headers": CHUNKED}, receive, send)
+    assert called == []
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert b"not complete within 0.05 s" in sent[1]["body"]
+
+
+@pytest.mark.parametrize("headers", [[], [(b"content-length", b"0")]], ids=["none", "empty"])
+async def test_a_request_without_a_body_goes_on_without_a_read(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    called: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent = await serve(app, headers, [])  # a read would find no message and fail
+    assert called == ["/save-transaction/AR1133"]
+    assert sent[0]["status"] == 204

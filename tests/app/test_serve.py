@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kiusys_app.serve import HEADER_READ_TIMEOUT_MS
-from tests.support.processes import app_process, raw_answer, wait_for
+from kiusys_app.serve import DRAIN_SECONDS, HEADER_READ_TIMEOUT_MS, SUPERVISOR_POLL_SECONDS
+from tests.support.processes import app_process, raw_answer, wait_for, workers_of
 
 pytestmark = pytest.mark.slow
 
@@ -151,3 +151,64 @@ def test_a_killed_supervisor_leaves_no_worker_behind(tmp_path: Path) -> None:
         )
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{server.url}/healthz", timeout=2)
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs: it exists and is not a zombie waiting for its new parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+HELD = {
+    "idle after an answer": b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    "headers half-sent": b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
+    "body unfinished": b"POST /v1/routes/AR1133/transactions HTTP/1.1\r\nHost: x\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
+    "nothing sent": b"",
+}
+
+
+def test_a_killed_supervisor_leaves_no_worker_behind_past_the_drain_whatever_is_held_open(
+    tmp_path: Path,
+) -> None:
+    """Connections of every kind held open on both workers, a kept-alive one fed a new request
+    every 2 s, and a 1.5 MB answer never read: the workers, drained on their supervisor's
+    death, end within the drain."""
+    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
+    host, port = "127.0.0.1", 0
+    with app_process(env, workers=2) as server, contextlib.ExitStack() as held:
+        host, port_text = server.url.removeprefix("http://").split(":")
+        port = int(port_text)
+        workers = workers_of(server.process)
+        assert len(workers) == 2
+        busy = []
+        for _ in range(8):  # spread over both workers
+            for request in HELD.values():
+                sock = held.enter_context(socket.create_connection((host, port), timeout=5))
+                sock.sendall(request)
+            # A large answer that its client never reads: the worker's write waits for it.
+            reader = held.enter_context(socket.socket())
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            reader.connect((host, port))
+            reader.sendall(
+                b"GET /docs-assets/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n" * 20
+            )
+            keeper = held.enter_context(socket.create_connection((host, port), timeout=5))
+            busy.append(keeper)
+        time.sleep(1.0)  # the large answers are under way, their writes waiting
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        killed = time.monotonic()
+        while any(map(alive, workers)):
+            if int(time.monotonic() - killed) % 2 == 0:  # a client that keeps its connection busy
+                for keeper in busy:
+                    with contextlib.suppress(OSError):
+                        keeper.sendall(HELD["idle after an answer"])
+            assert time.monotonic() - killed < DRAIN_SECONDS + SUPERVISOR_POLL_SECONDS + 5
+            time.sleep(0.5)
+        print(f"workers gone {time.monotonic() - killed:.1f} s after the supervisor")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://{host}:{port}/healthz", timeout=2)

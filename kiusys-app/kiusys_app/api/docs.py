@@ -6,13 +6,18 @@ from an inline script, which a CSP of `script-src 'self'` forbids; this page sta
 `swagger-init.js`, a file of ours, which reads the schema's URL from the page.
 """
 
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
+
+from kiusys_app.api.limits import LIMIT_RESPONSES
+from kiusys_app.api.observability import REQUEST_ID_HEADER
 
 DOCS_PATH = "/"
 # Where every FastAPI user looks first: it sends them to DOCS_PATH.
@@ -77,3 +82,29 @@ def add_docs(app: FastAPI) -> None:
         return FileResponse(_INIT_SCRIPT_FILE, media_type="text/javascript")
 
     app.mount(ASSETS_PATH, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+
+def document_every_answer(app: FastAPI) -> None:
+    """Add to every operation of the schema what the middlewares give every request: the
+    limits' answers (408, 413, 414, 431), and the `X-Request-ID` header on each answer."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+    request_id = {
+        REQUEST_ID_HEADER: {
+            "description": "The request's id, as in the service's log line for it",
+            "schema": {"type": "string"},
+        }
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    answers = operation.setdefault("responses", {})
+                    for status, description in LIMIT_RESPONSES.items():
+                        answers.setdefault(str(status), {"description": description})
+                    for answer in answers.values():
+                        answer["headers"] = {**answer.get("headers", {}), **request_id}
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

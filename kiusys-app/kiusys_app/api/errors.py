@@ -94,6 +94,12 @@ def _readable(error: dict[str, Any]) -> dict[str, Any]:
         error.pop("ctx", None)
     if loc[:1] == ("header",):
         error.pop("input", None)
+    if error.get("type") == "too_long" and loc == ("query", "route"):
+        context = error.pop("ctx", {})
+        error["msg"] = (
+            f"a batch check reads 1 to {context.get('max_length')} routes (repeat route=), "
+            f"not {context.get('actual_length')}"
+        )
     if "error" in error.get("ctx", {}):  # an exception object, which JSON shows as {}
         error.pop("ctx")
     if "input" in error:

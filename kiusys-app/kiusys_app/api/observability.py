@@ -22,6 +22,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # Requests that matched no route share one label, so a scan of random paths cannot blow up
 # the number of time series.
 UNMATCHED_ROUTE = "<unmatched>"
+CLIENT_WENT_AWAY = 499
 
 logger = logging.getLogger("kiusys_app.access")
 
@@ -70,7 +71,9 @@ class RequestObservability:
         root_path = scope.get("root_path", "")
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        # Until an answer starts: a request whose client went away before it was complete is
+        # answered nothing, and logged as nginx logs it ("client closed request"), not as a 5xx.
+        status = CLIENT_WENT_AWAY
         responding = False
 
         async def send_with_id(message: Message) -> None:

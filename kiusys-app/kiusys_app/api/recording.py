@@ -28,6 +28,13 @@ async def record(scope: Scope, route: str, key: str | None) -> RecordResult:
 
 
 REPLAYED_HEADER = "Idempotent-Replayed"
+# The header as the schema documents it, on a record's 200.
+REPLAYED_HEADER_SCHEMA = {
+    REPLAYED_HEADER: {
+        "description": "`true`: a replay of an earlier Idempotency-Key, which counted nothing",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 def account_for(response: JSONResponse, result: RecordResult) -> JSONResponse:

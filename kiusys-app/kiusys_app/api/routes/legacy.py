@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse
 
 from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, store_of
-from kiusys_app.api.recording import account_for, record
+from kiusys_app.api.recording import REPLAYED_HEADER_SCHEMA, account_for, record
 from kiusys_app.stores import RecordResult
 
 router = APIRouter(
@@ -18,6 +18,7 @@ router = APIRouter(
     "/save-transaction/{flight_route}",
     summary="Record one transaction",
     response_model=dict[str, int],
+    responses={200: {"headers": REPLAYED_HEADER_SCHEMA}},
 )
 async def save_transaction(
     flight_route: RoutePath, request: Request, idempotency_key: IdempotencyKey = None

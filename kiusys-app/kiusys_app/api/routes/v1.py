@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, store_of
-from kiusys_app.api.recording import account_for, record
+from kiusys_app.api.recording import REPLAYED_HEADER_SCHEMA, account_for, record
 from kiusys_app.models import ROUTE_RULE, FlightRoute, RouteCount
 from kiusys_app.stores import RecordResult
 
@@ -25,7 +25,13 @@ MAX_BATCH_ROUTES = 100
     status_code=status.HTTP_201_CREATED,
     summary="Record one transaction",
     response_model=RouteCount,
-    responses={200: {"description": "A replay of an earlier Idempotency-Key", "model": RouteCount}},
+    responses={
+        200: {
+            "description": "A replay of an earlier Idempotency-Key",
+            "model": RouteCount,
+            "headers": REPLAYED_HEADER_SCHEMA,
+        }
+    },
 )
 async def record_transaction(
     route: RoutePath, request: Request, idempotency_key: IdempotencyKey = None
