@@ -51,7 +51,8 @@ fi
 # An output of a root, from TF_OUTPUT_<NAME> when that is set, else from its state; with
 # `optional`, an empty one is fine.
 tf_output() {
-  local value override="TF_OUTPUT_${2^^}"
+  local value override
+  override="TF_OUTPUT_$(printf '%s' "$2" | tr '[:lower:]' '[:upper:]')"
   if [[ -n "${!override+set}" ]]; then
     value="${!override}"
   else

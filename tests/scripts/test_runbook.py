@@ -19,6 +19,7 @@ COMMANDS = "\n".join(BLOCKS)
 # A shell variable set (`NAME=`, `NAME+=`, `export NAME=`) or expanded (`$NAME`, `${NAME…}`).
 _ASSIGNED = re.compile(r"(?:^|[\s;(|&])(?:export\s+)?([A-Za-z_]\w*)\+?=")
 _EXPANDED = re.compile(r"\$\{?([A-Za-z_]\w*)")
+_LOOPED = re.compile(r"\bfor\s+([A-Za-z_]\w*)\s+in\b")  # `for NAME in …` sets NAME too
 
 
 def used_before_set(blocks: list[str]) -> list[str]:
@@ -28,7 +29,7 @@ def used_before_set(blocks: list[str]) -> list[str]:
     for line in "\n".join(blocks).splitlines():
         code = re.sub(r"'[^']*'", "''", line.split("# ", 1)[0])  # single quotes expand nothing
         early += [name for name in _EXPANDED.findall(code) if name not in assigned]
-        assigned.update(_ASSIGNED.findall(code))
+        assigned.update(_ASSIGNED.findall(code), _LOOPED.findall(code))
     return early
 
 
@@ -138,7 +139,7 @@ def test_the_first_deploy_creates_the_pods_after_their_target_group_binding() ->
 
 def test_the_runbooks_new_key_line_makes_a_key_and_its_entry(tmp_path: Path) -> None:
     """The runbook's own line, run as it stands but with `clients.toml` in a scratch folder."""
-    (line,) = [line for line in COMMANDS.splitlines() if line.strip().startswith("KEY=\"$(make")]
+    (line,) = [line for line in COMMANDS.splitlines() if line.strip().startswith('KEY="$(make')]
     command = line.strip().replace("make -s", f"make -s -C {REPO_ROOT}", 1)
     script = f'{command}\necho "$KEY"\n'
     made = subprocess.run(
@@ -155,3 +156,22 @@ def test_the_runbooks_new_key_line_makes_a_key_and_its_entry(tmp_path: Path) -> 
     assert client is not None
     assert client.name == "operator"
     assert client.can == set(Permission)
+
+
+def test_names_come_from_terraform_or_the_cloud_never_typed_by_hand() -> None:
+    """The repository and node group names are read, as every other name is; the image
+    clean-up goes page by page, as BatchDeleteImage takes at most 100 ids a call."""
+    assert "--repository-name kiusys-app" not in COMMANDS
+    assert "--nodegroup-name general" not in COMMANDS
+    assert "aws eks list-nodegroups --cluster-name" in COMMANDS
+    loop = COMMANDS[
+        COMMANDS.index("while IMAGES=") : COMMANDS.index("done", COMMANDS.index("while IMAGES="))
+    ]
+    assert "--no-paginate" in loop
+    assert "batch-delete-image" in loop
+
+
+def test_an_empty_array_is_expanded_so_that_bash_3_2_accepts_it_under_set_u() -> None:
+    """bash before 4.4 (macOS's 3.2) calls `"${A[@]}"` of an empty array unbound."""
+    assert re.findall(r'(?<!\+)"\$\{OPTIONAL\[@\]\}"', COMMANDS) == [], "bare expansion"
+    assert '${OPTIONAL[@]+"${OPTIONAL[@]}"}' in COMMANDS

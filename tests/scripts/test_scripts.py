@@ -591,3 +591,20 @@ def test_an_unknown_option_is_refused_not_taken_for_the_install_directory(script
     )
     assert refused.returncode == 1
     assert refused.stderr == f"{script}: unknown option '--force' (see --help)\n"
+
+
+# What bash 3.2 (macOS's /bin/bash) does not have: case changes, associative arrays, mapfile,
+# `[[ -v`, `&>>` and `|&`, `;&`. No bash 3.2 can be installed here, so the scripts are read.
+BASH_4_ONLY = re.compile(
+    r"\$\{\w+(\^\^?|,,?)\}|declare -A|\bmapfile\b|\breadarray\b|\[\[ -v |&>>|\|&|;;?&"
+)
+
+
+@pytest.mark.parametrize("script", [*SCRIPTS, "install_common.sh"])
+def test_scripts_use_nothing_that_bash_3_2_lacks(script: str) -> None:
+    code = "\n".join(
+        line.split(" #", 1)[0]
+        for line in (REPO_ROOT / script).read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    )
+    assert BASH_4_ONLY.findall(code) == []
