@@ -10,6 +10,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 HOST ?= 127.0.0.1
 PORT ?= 8000
+METRICS_PORT ?= 9464
 PIP_QUIET := --quiet --disable-pip-version-check
 # make mutation
 PATTERN ?=
@@ -67,8 +68,8 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install $(PIP_QUIET) 'checkov==$(CHECKOV_VERSION)'
 	touch $@
 
-run: $(APP_STAMP) ## Serve the API on the embedded store at http://$(HOST):$(PORT)
-	$(BIN)/kiusys-app --host '$(HOST)' --port '$(PORT)'
+run: $(APP_STAMP) ## Serve the API on the embedded store at http://$(HOST):$(PORT) (metrics on METRICS_PORT, 9464)
+	$(BIN)/kiusys-app --host '$(HOST)' --port '$(PORT)' --metrics-port '$(METRICS_PORT)'
 
 test: lint typecheck pytest ## Lint, type-check and run every test suite
 

@@ -14,6 +14,11 @@ def prose(markdown: str) -> str:
     return _FENCE.sub("", markdown)
 
 
+def fenced(markdown: str, language: str) -> list[str]:
+    """The body of each fenced block of `language`, in the page's order."""
+    return re.findall(rf"^```{language}\n(.*?)^```", markdown, re.MULTILINE | re.DOTALL)
+
+
 def anchors(markdown: str) -> set[str]:
     """The fragment GitHub gives each heading: lower case, punctuation dropped, spaces to -, and
     -1, -2, … after a repeated one."""
