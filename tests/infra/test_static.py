@@ -14,6 +14,7 @@ from tests.support.processes import REPO_ROOT
 from tests.support.terraform import (
     MIRROR_ENV,
     ROOTS,
+    WORKING_FILES,
     MirrorNotFound,
     find_provider_mirror,
     load_hcl,
@@ -49,18 +50,59 @@ def test_terraform_fmt() -> None:
 
 def test_terraform_validate(root: str, tmp_path: Path, provider_mirror: Path) -> None:
     copy = tmp_path / root
-    shutil.copytree(REPO_ROOT / root, copy, ignore=shutil.ignore_patterns(".terraform*"))
-    env = {**os.environ, "TF_CLI_CONFIG_FILE": str(write_cli_config(tmp_path)), "TF_INPUT": "0"}
-    for args in (["init", "-backend=false"], ["validate", "-json"]):
-        result = subprocess.run(
-            ["terraform", f"-chdir={copy}", *args, "-no-color"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+    shutil.copytree(REPO_ROOT / root, copy, ignore=WORKING_FILES)
+    for args in (["init", "-backend=false", "-lockfile=readonly"], ["validate", "-json"]):
+        result = terraform(copy, *args)
         assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["warning_count"] == 0, result.stdout
+
+
+def terraform(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`terraform` in `root`, its providers from the mirror."""
+    config = write_cli_config(root.parent)
+    return subprocess.run(
+        ["terraform", f"-chdir={root}", *args, "-no-color"],
+        env={**os.environ, "TF_CLI_CONFIG_FILE": str(config), "TF_INPUT": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+LOCK = REPO_ROOT / "s3-backends" / ".terraform.lock.hcl"
+
+
+def test_every_root_commits_the_one_provider_lock(root: str) -> None:
+    lock = (REPO_ROOT / root / ".terraform.lock.hcl").read_text()
+    assert lock == LOCK.read_text(), "the four roots lock the same provider alike"
+    (block,) = load_hcl(REPO_ROOT / root / ".terraform.lock.hcl")["provider"]
+    (aws,) = block.values()
+    assert aws["version"] == "5.100.0"
+    assert aws["constraints"] == "~> 5.100", "as versions.tf asks"
+    schemes = [entry.partition(":")[0] for entry in aws["hashes"]]
+    assert schemes.count("h1") == 1, "linux_amd64's package, checked on every init here"
+    assert schemes.count("zh") == 15, "the release zip of every platform the registry serves"
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", f"{root}/.terraform.lock.hcl"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=False,
+    )
+    assert ignored.returncode == 1, "the lock file is committed, not ignored"
+
+
+def test_a_provider_that_matches_no_locked_hash_is_refused(
+    tmp_path: Path, provider_mirror: Path
+) -> None:
+    copy = tmp_path / "dynamodb"
+    shutil.copytree(REPO_ROOT / "dynamodb", copy, ignore=WORKING_FILES)
+    lock = copy / ".terraform.lock.hcl"
+    lock.write_text(re.sub(r'"h1:[^"]+"', '"h1:' + "A" * 43 + '="', lock.read_text()))
+    result = terraform(copy, "init", "-backend=false", "-lockfile=readonly")
+    assert result.returncode == 1
+    assert "doesn't match any of the checksums previously recorded" in " ".join(
+        result.stderr.split()
+    )
 
 
 def test_same_file_split(root: str) -> None:

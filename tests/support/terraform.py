@@ -22,6 +22,9 @@ from tests.support.aws import FAKE_CREDENTIALS, REGION
 from tests.support.processes import REPO_ROOT, Emulator
 
 ROOTS = ["s3-backends", "dynamodb", "ecr-repo", "eks-cluster"]
+# What `terraform init` and `apply` leave in a root; the committed lock file is copied, so that
+# every init checks the mirror's provider against its hashes (-lockfile=readonly).
+WORKING_FILES = shutil.ignore_patterns(".terraform", "*.tfstate*")
 MIRROR_ENV = "KIUSYS_TF_PROVIDER_MIRROR"
 
 # Services the roots use, all pointed at the emulator.
@@ -184,7 +187,7 @@ class Workspace:
                 shutil.copytree(
                     REPO_ROOT / root,
                     copy,
-                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"),
+                    ignore=WORKING_FILES,
                 )
                 (copy / "emulator_override.tf").write_text(provider_override(self.emulator.url))
         (self.directory / "emulator-backend.hcl").write_text(backend_override(self.emulator.url))
@@ -223,7 +226,7 @@ class Workspace:
 
     def init(self, root: str) -> None:
         if root == "s3-backends":
-            self.run(root, "init", "-no-color")
+            self.run(root, "init", "-no-color", "-lockfile=readonly")
             return
         backend = self.directory / "backend.hcl"
         if not backend.exists():
@@ -232,6 +235,7 @@ class Workspace:
             root,
             "init",
             "-no-color",
+            "-lockfile=readonly",
             f"-backend-config={backend}",
             f"-backend-config={self.directory / 'emulator-backend.hcl'}",
         )
