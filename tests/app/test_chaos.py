@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.aws import KEYS_TABLE, TABLE
+from tests.support.aws import stored
 from tests.support.contention_proxy import contention_proxy
 from tests.support.fault_proxy import fault_proxy
 from tests.support.processes import AppServer, app_process, wait_for, workers_of
@@ -103,19 +103,6 @@ def faults_over_time(server: AppServer, faults: Any, seed: int, until: float) ->
             faults.refusing(False)
         else:
             os.kill(min(workers_of(server.process)), signal.SIGKILL)
-
-
-def stored(aws: Any) -> tuple[dict[str, int], dict[str, str]]:
-    """Each route's count, and each stored key's route, read from moto."""
-    counts = {
-        item["flight-route"]["S"]: int(item["record"]["N"])
-        for item in aws.scan(TableName=TABLE)["Items"]
-    }
-    keys = {
-        item["idempotency-key"]["S"]: item["flight-route"]["S"]
-        for item in aws.scan(TableName=KEYS_TABLE)["Items"]
-    }
-    return counts, keys
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -21,7 +21,7 @@ import pytest
 
 from kiusys_client import Client, DeadlineExceeded, RetryPolicy
 from tests.client.conftest import Retries
-from tests.support.aws import KEYS_TABLE, TABLE
+from tests.support.aws import stored
 from tests.support.contention_proxy import contention_proxy
 from tests.support.fault_proxy import FaultProxy, fault_proxy
 from tests.support.processes import AppServer, app_process, wait_for, workers_of
@@ -76,21 +76,6 @@ def faults_midway(server: AppServer, faults: FaultProxy, run: Run, calls: int) -
     faults.refusing(False)
     wait_for(lambda: run.done() >= calls // 2, "half of the calls", 300)
     os.kill(min(workers_of(server.process)), signal.SIGKILL)
-
-
-def stored(aws: Any) -> tuple[Counter[str], dict[str, str]]:
-    """Each route's count, and each stored key's route, from moto."""
-    counts = Counter(
-        {
-            item["flight-route"]["S"]: int(item["record"]["N"])
-            for item in aws.scan(TableName=TABLE)["Items"]
-        }
-    )
-    keys = {
-        item["idempotency-key"]["S"]: item["flight-route"]["S"]
-        for item in aws.scan(TableName=KEYS_TABLE)["Items"]
-    }
-    return counts, keys
 
 
 @contextmanager

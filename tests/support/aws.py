@@ -1,5 +1,6 @@
 """DynamoDB tables as the service expects them, for moto."""
 
+from collections import Counter
 from typing import Any
 
 import boto3
@@ -47,3 +48,18 @@ def scan_all(client: Any) -> dict[str, list[dict[str, Any]]]:
     return {
         name: sorted(client.scan(TableName=name)["Items"], key=repr) for name in (TABLE, KEYS_TABLE)
     }
+
+
+def stored(client: Any) -> tuple[Counter[str], dict[str, str]]:
+    """Each route's count, and each stored key's route."""
+    counts = Counter(
+        {
+            item["flight-route"]["S"]: int(item["record"]["N"])
+            for item in client.scan(TableName=TABLE)["Items"]
+        }
+    )
+    keys = {
+        item["idempotency-key"]["S"]: item["flight-route"]["S"]
+        for item in client.scan(TableName=KEYS_TABLE)["Items"]
+    }
+    return counts, keys
