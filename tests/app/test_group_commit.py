@@ -5,6 +5,7 @@ while the store runs."""
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from kiusys_app.metrics import StoreMetrics
 from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult, StoreError, StoreErrorKind
-from kiusys_app.stores.base import IDEMPOTENCY_TTL_SECONDS
+from kiusys_app.stores.base import CALL_BUDGET_SECONDS, IDEMPOTENCY_TTL_SECONDS
 from kiusys_app.stores.sqlite import (
     PRUNE_BATCH,
     PRUNE_INTERVAL_SECONDS,
@@ -177,6 +178,31 @@ async def test_reads_do_not_wait_behind_writes(store: SQLiteStore, database: Pat
         assert not blocked.done(), "the write is still waiting for the lock"
     await asyncio.wait_for(blocked, timeout=30)
     assert await store.get("AR1133") == 2
+
+
+async def test_a_record_behind_another_connections_lock_ends_within_the_budget(
+    store: SQLiteStore, database: Path
+) -> None:
+    """Another process holds the write lock past the budget (8 s): plain and keyed records,
+    one sent as the wait starts and one later, each end by their budget as "unavailable" (503
+    with Retry-After), and nothing of theirs is written."""
+    await store.record("AR1133")
+    with write_lock(database):
+        started = time.monotonic()
+
+        async def record(key: str | None, after: float) -> float:
+            await asyncio.sleep(after)
+            with pytest.raises(StoreError) as refused:
+                await store.record("AR1133", key)
+            assert refused.value.kind is StoreErrorKind.UNAVAILABLE
+            return time.monotonic() - started - after
+
+        waited = await asyncio.gather(record(None, 0), record("order-1", 0), record(None, 2))
+        await asyncio.sleep(8 - (time.monotonic() - started))
+    assert max(waited) <= CALL_BUDGET_SECONDS + 0.5, waited
+    assert await store.get("AR1133") == 1
+    assert stored_keys(database) == 0
+    assert await store.record("AR1133", "order-1") == RecordResult(2)
 
 
 async def test_a_failing_call_fails_alone_and_the_writer_keeps_serving(store: SQLiteStore) -> None:

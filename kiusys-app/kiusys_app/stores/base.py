@@ -7,6 +7,10 @@ from typing import Protocol
 
 # How long an idempotency key is remembered.
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
+# Every store call ends within this budget, retries, pauses and waits for a lock included: well
+# inside the server's 20 s drain, so a rollout never cuts a call short, and long enough for
+# several backed-off retries of throttling or a refused connection.
+CALL_BUDGET_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)

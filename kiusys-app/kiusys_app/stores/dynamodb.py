@@ -26,6 +26,7 @@ from aiodynamo.credentials import Key
 from kiusys_app.stores import dynamodb_retry
 from kiusys_app.stores.aws_credentials import ChainCredentials
 from kiusys_app.stores.base import (
+    CALL_BUDGET_SECONDS,
     IDEMPOTENCY_TTL_SECONDS,
     IdempotencyKeyMismatch,
     NullObserver,
@@ -56,10 +57,6 @@ _CONFLICT = "TransactionConflict"
 _THROTTLING_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
 _RETRIED_REASONS = _THROTTLING_REASONS | {_CONFLICT, "None", _CONDITION_FAILED}
 
-# Every store call ends within this budget, retries and pauses included: well inside the
-# server's 20 s drain, so a rollout never cuts a call short, and long enough for several
-# backed-off retries of throttling or a refused connection.
-CALL_BUDGET_SECONDS = 5.0
 # Readiness's budget: under the kubelet's probe timeout (2 s), so that a slow or throttling
 # store answers the probe (ready) before the kubelet gives up on it (not ready).
 PING_BUDGET_SECONDS = 1.0

@@ -2,7 +2,9 @@
 
 `GroupCommit` is the writer: it takes every call that is waiting, runs them all in one
 `BEGIN IMMEDIATE` transaction, commits once, and only then answers each caller with its own
-result. `ConnectionThread` is the reader: the same queue and batching, each call on its own.
+result. Each call has a budget: the wait for another connection's write lock ends when the
+oldest call of the batch runs out of it, and a call whose budget ended in the queue is answered
+without touching the database. `ConnectionThread` is the reader: the same queue and batching, each call on its own.
 
 A call is a plain `conn -> value` function. A call may raise a domain error (anything that is not
 `sqlite3.Error`) only before it writes: that error is its own outcome and the batch goes on. A
@@ -14,6 +16,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ class _Job:
     call: Call
     future: "asyncio.Future[Any]"
     loop: asyncio.AbstractEventLoop
+    queued_at: float
 
 
 def _resolve(items: list[tuple["asyncio.Future[Any]", Outcome]]) -> None:
@@ -64,7 +68,7 @@ class ConnectionThread:
         """Run `call` on this thread's connection; waits without blocking the loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(call, future, loop))
+        self._jobs.put(_Job(call, future, loop, time.monotonic()))
         return await future
 
     def stop(self) -> None:
@@ -129,12 +133,22 @@ class GroupCommit(ConnectionThread):
         connect: Callable[[], sqlite3.Connection],
         as_error: Callable[[sqlite3.Error], Exception],
         on_commit: Callable[[int], None],
+        *,
+        budget_seconds: float,
+        out_of_time: Callable[[], Exception],
     ) -> None:
         self._on_commit = on_commit
+        self._budget_seconds = budget_seconds
+        self._out_of_time = out_of_time
         super().__init__(name, connect, as_error)
 
     def run_batch(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[Outcome]:
+        left = min(job.queued_at for job in jobs) + self._budget_seconds - time.monotonic()
+        if left <= 0:
+            return [(None, self._out_of_time()) for _ in jobs]
         try:
+            # How long BEGIN waits for another connection's write lock: the batch's time left.
+            conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
             conn.execute("BEGIN IMMEDIATE")
             outcomes = [self._attempt(job, conn, isolated=False) for job in jobs]
             conn.execute("COMMIT")

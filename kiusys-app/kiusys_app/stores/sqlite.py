@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kiusys_app.stores.base import (
+    CALL_BUDGET_SECONDS,
     IDEMPOTENCY_TTL_SECONDS,
     IdempotencyKeyMismatch,
     NullObserver,
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE INDEX IF NOT EXISTS idempotency_keys_expires_at ON idempotency_keys (expires_at);
 """
 
-# How long a writer waits for another process's transaction before giving up.
+# How long opening the file waits for another process's transaction (the writer's wait is
+# its calls' budget, CALL_BUDGET_SECONDS).
 _BUSY_TIMEOUT_SECONDS = 30.0
 # Expired keys are pruned this often, this many rows per delete, while the store runs.
 PRUNE_INTERVAL_SECONDS = 60.0
@@ -57,6 +59,12 @@ def as_store_error(exc: sqlite3.Error) -> StoreError:
     transient = code is not None and code & 0xFF in _TRANSIENT_CODES
     kind = StoreErrorKind.UNAVAILABLE if transient else StoreErrorKind.MISCONFIGURED
     return StoreError(kind, f"sqlite: {exc}")
+
+
+def _out_of_time() -> StoreError:
+    return StoreError(
+        StoreErrorKind.UNAVAILABLE, "sqlite: the call's budget ended waiting for the write lock"
+    )
 
 
 class SQLiteStore:
@@ -83,7 +91,14 @@ class SQLiteStore:
         self._next_prune = clock() + PRUNE_INTERVAL_SECONDS
         self._pruning: asyncio.Future[None] | None = None
         on_commit = (observer or NullObserver()).batch_committed
-        self._writer = GroupCommit("sqlite-writer", self._connect, as_store_error, on_commit)
+        self._writer = GroupCommit(
+            "sqlite-writer",
+            self._connect,
+            as_store_error,
+            on_commit,
+            budget_seconds=CALL_BUDGET_SECONDS,
+            out_of_time=_out_of_time,
+        )
         self._reader = ConnectionThread("sqlite-reader", self._connect, as_store_error)
 
     def _connect(self) -> sqlite3.Connection:
