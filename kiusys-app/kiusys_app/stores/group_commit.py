@@ -4,7 +4,8 @@
 `BEGIN IMMEDIATE` transaction, commits once, and only then answers each caller with its own
 result. Each call has a budget: the wait for another connection's write lock ends when the
 oldest call of the batch runs out of it, and a call whose budget ended in the queue is answered
-without touching the database. `ConnectionThread` is the reader: the same queue and batching, each call on its own.
+without touching the database. `ConnectionThread` is the reader: the same queue and batching,
+each call on its own.
 
 A call is a plain `conn -> value` function. A call may raise a domain error (anything that is not
 `sqlite3.Error`) only before it writes: that error is its own outcome and the batch goes on. A
