@@ -246,9 +246,8 @@ def _die_with_parent(supervisor: int) -> None:
 def _end_after_supervisor(supervisor: int) -> None:
     while os.getppid() == supervisor:
         time.sleep(SUPERVISOR_POLL_SECONDS)
-    # The kernel ends the process when the alarm rings (SIGALRM's default action): no Python
-    # thread has to wake for it, so neither a held GIL nor a finalizing interpreter delays it.
-    signal.alarm(DRAIN_SECONDS)
+    time.sleep(DRAIN_SECONDS)
+    os._exit(1)
 
 
 def _serve(args: argparse.Namespace) -> None:
