@@ -36,10 +36,9 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -55,8 +54,6 @@ MAX_BUFFER_BYTES = 32 * 1024
 DRAIN_SECONDS = 20
 MULTIPROC_SETTING = "PROMETHEUS_MULTIPROC_DIR"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-# How often a worker looks whether its supervisor is still there.
-SUPERVISOR_POLL_SECONDS = 0.5
 
 
 def _number(low: int, high: int) -> Callable[[str], int]:
@@ -235,19 +232,19 @@ def _start_metrics(host: str, port: int) -> None:
 def _die_with_parent(supervisor: int) -> None:
     """In a forked worker (Linux): when the supervising process dies, drain as on its own stop
     (SIGTERM), and end once DRAIN_SECONDS have passed whatever the connections still do, since
-    the supervisor that would have cut the drain short is gone."""
+    the supervisor that would have cut the drain short is gone (`orphan_watch`, a process of its
+    own). Until granian sets the worker's own handlers, SIGTERM ends it at once: the handler
+    inherited from the supervisor would swallow it, and the worker would then serve on."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    threading.Thread(
-        target=_end_after_supervisor, args=(supervisor,), name="supervisor-watch", daemon=True
-    ).start()
-
-
-def _end_after_supervisor(supervisor: int) -> None:
-    while os.getppid() == supervisor:
-        time.sleep(SUPERVISOR_POLL_SECONDS)
-    time.sleep(DRAIN_SECONDS)
-    os._exit(1)
+    subprocess.Popen(  # noqa: S603 (this interpreter, this package's module, pids)
+        [sys.executable, "-m", "kiusys_app.orphan_watch", str(supervisor), str(os.getpid()),
+         str(DRAIN_SECONDS)],
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if os.getppid() != supervisor:  # it died before the death signal was set
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _serve(args: argparse.Namespace) -> None:
