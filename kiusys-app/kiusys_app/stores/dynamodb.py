@@ -446,7 +446,7 @@ class DynamoDBStore:
     ) -> None:
         try:
             count = await self._get(route, budget)
-        except StoreError as error:  # applied, but unanswered: a keyed retry is safe
+        except Exception as error:  # applied, but unanswered: a keyed retry is safe; a bug, a 500
             for record, _ in answered:
                 _answer(record, error)
             return
