@@ -265,16 +265,31 @@ def test_a_refused_role_or_a_missing_table_is_misconfigured_not_transient(
     assert errors("misconfigured") == before + 2
 
 
-def test_an_unknown_error_type_is_a_500_for_the_call_and_keeps_the_pod_ready(
-    moto_client: TestClient,
+def test_an_unknown_4xx_makes_a_proven_pod_unready_and_the_log_names_it(
+    moto_client: TestClient, log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    weird = error_answer("WeirdNewException")
-    Hook(store_of(moto_client), "UpdateItem", 99, weird)
-    Hook(store_of(moto_client), "GetItem", 99, weird)
-    response = moto_client.post(RECORD)
-    assert (response.status_code, response.json()["detail"]) == (500, "internal error")
-    ready = moto_client.get("/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
+    """DynamoDB's 400s other than throttling need a fix on the client's side: this pod's."""
+    monkeypatch.setattr(health, "READINESS_REUSE_SECONDS", 0.0)
+    assert moto_client.get("/readyz").status_code == 200, "proven"
+    Hook(store_of(moto_client), "GetItem", 99, error_answer("WeirdNewException"))
+    answer = moto_client.get("/readyz")
+    assert (answer.status_code, answer.json()) == (503, {"detail": MISCONFIGURED_DETAIL})
+    (logged,) = [line for line in log_output.getvalue().splitlines() if "not ready" in line]
+    assert "WeirdNewException" in logged
+
+
+def test_a_store_that_fails_before_the_first_proof_keeps_the_pod_unready_until_it_answers(
+    moto_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "READINESS_REUSE_SECONDS", 0.0)
+    monkeypatch.setattr(dynamodb_store, "PING_BUDGET_SECONDS", 0.3)
+    hook = Hook(store_of(moto_client), "GetItem", 99, error_answer("InternalServerError", 500))
+    answers = [moto_client.get("/readyz") for _ in range(3)]
+    assert [(a.status_code, a.json()) for a in answers] == [(503, {"detail": TRANSIENT_DETAIL})] * 3
+    hook.times = 0  # the store is back
+    assert moto_client.get("/readyz").status_code == 200
+    hook.times = 99  # and fails again, now for a proven pod
+    assert moto_client.get("/readyz").status_code == 200
 
 
 def denied(action: str, table: str) -> AnswerOf:
@@ -317,13 +332,14 @@ def test_the_write_probe_writes_nothing(moto_client: TestClient, moto_tables: An
         assert moto_tables.scan(TableName=name)["Items"] == []
 
 
-def test_a_throttled_write_probe_keeps_the_pod_ready_and_is_tried_again(
+def test_a_throttled_first_write_proof_keeps_the_pod_unready_and_is_tried_again(
     moto_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(health, "READINESS_REUSE_SECONDS", 0.0)
     monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 0.3)
+    monkeypatch.setattr(dynamodb_store, "PING_BUDGET_SECONDS", 0.3)
     hook = Hook(store_of(moto_client), "PutItem", 99, error_answer("ThrottlingException"))
-    assert moto_client.get("/readyz").status_code == 200
+    assert moto_client.get("/readyz").status_code == 503
     calls = hook.calls
     hook.times = 0  # the throttling is over
     assert moto_client.get("/readyz").status_code == 200
@@ -637,8 +653,9 @@ async def test_a_success_that_is_not_dynamodbs_is_misconfigured(
     )
 
 
-# The error table of docs/api.md, fault by fault: what a record answers, and what readiness says (a
-# misconfigured store only takes the pod out of the load balancer).
+# The error table of docs/api.md, fault by fault: what a record answers, and what readiness says
+# once the pod has proven itself (a misconfigured store, or an error type this service does not
+# know on a 4xx, takes the pod out of the load balancer).
 ERROR_TABLE = {
     "throttling": (error_answer("ThrottlingException"), 503, TRANSIENT_DETAIL, 200),
     "access-denied": (error_answer("AccessDeniedException"), 503, MISCONFIGURED_DETAIL, 503),
@@ -649,7 +666,13 @@ ERROR_TABLE = {
         MISCONFIGURED_DETAIL,
         503,
     ),
-    "unknown-error-type": (error_answer("WeirdNewException"), 500, "internal error", 200),
+    "unknown-error-type": (error_answer("WeirdNewException"), 500, "internal error", 503),
+    "unknown-5xx-type": (
+        error_answer("WeirdNewException", status=500),
+        503,
+        OUTCOME_UNKNOWN_DETAIL,
+        200,
+    ),
     "html-200": (answered(200, "text/html", "<h1>Welcome</h1>"), 503, MISCONFIGURED_DETAIL, 503),
     "not-json-200": (answered(200, JSON_PROTOCOL, "{not json"), 503, MISCONFIGURED_DETAIL, 503),
 }
@@ -665,7 +688,10 @@ def test_each_fault_of_the_error_table_is_answered_as_documented(
     status: int,
     detail: str,
     ready: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(health, "READINESS_REUSE_SECONDS", 0.0)
+    assert moto_client.get("/readyz").status_code == 200, "proven"
     for action in ("UpdateItem", "GetItem"):
         Hook(store_of(moto_client), action, 99, answer)
     response = moto_client.post(RECORD)
@@ -679,7 +705,7 @@ def test_a_refused_connection_or_no_credentials_is_answered_as_documented(
 ) -> None:
     if fault == "refused-connection":
         settings = Settings(store="dynamodb", aws_endpoint_url=f"http://127.0.0.1:{free_port()}")
-        expected, ready = TRANSIENT_DETAIL, {"status": "ok"}
+        expected, ready = TRANSIENT_DETAIL, {"detail": TRANSIENT_DETAIL}  # nothing proven yet
     else:
         request.getfixturevalue("no_credentials")
         settings = Settings(store="dynamodb", aws_endpoint_url=request.getfixturevalue("moto_url"))

@@ -134,6 +134,10 @@ def test_which_answers_come_from_the_server_itself(tmp_path: Path) -> None:
 
 
 def test_a_killed_supervisor_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """With nothing held open a serving worker drains at once. One that has only just started
+    may miss the death signal: in 2 of 15 probe runs under load, the worker that lived on had
+    logged "Started" within 10 ms of the kill and never "Stopping" (granian's server does not
+    see a signal that came just before it served). Its watchdog ends it after the drain."""
     env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3")}
     with app_process(env, workers=2) as server:
         supervisor = server.process.pid
@@ -147,7 +151,7 @@ def test_a_killed_supervisor_leaves_no_worker_behind(tmp_path: Path) -> None:
         wait_for(
             lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
             "the workers to exit",
-            10,
+            DRAIN_SECONDS + 5,
         )
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{server.url}/healthz", timeout=2)

@@ -1,9 +1,11 @@
 """A store that every pod shares has a bad half minute: the real `kiusys-app`, 2 workers, behind
 a proxy that throttles every DynamoDB call for 30 s. Readiness stays 200 on every probe (the
 load balancer keeps every pod), the calls answer 503 with Retry-After, and afterwards everything
-recovers with no restart."""
+recovers with no restart. The blip begins once each worker has proven itself: until then a
+worker is not ready, whatever the reason (tests/app/test_store_surprises.py)."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,10 @@ import httpx
 import pytest
 
 from kiusys_app.api.errors import TRANSIENT_DETAIL
+from kiusys_app.api.routes.health import PROVEN_MESSAGE
 from tests.support.aws import FAKE_CREDENTIALS
 from tests.support.delaying_proxy import delaying_proxy
-from tests.support.processes import app_process, workers_of
+from tests.support.processes import app_process, wait_for, workers_of
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +29,15 @@ def test_a_30_s_throttling_blip_keeps_every_probe_ready_and_recovers(
 ) -> None:
     with delaying_proxy(moto_url, "none", 0) as proxy:
         env = {**FAKE_CREDENTIALS, "KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": proxy.url}
-        with app_process(env, workers=2, log=tmp_path / "server.log") as server:
+        log = tmp_path / "server.log"
+        with app_process(env, workers=2, log=log) as server, ThreadPoolExecutor(2) as probes:
+
+            def both_proven() -> bool:
+                """Two probes at once, on new connections, so that each worker gets asked."""
+                list(probes.map(lambda _: httpx.get(f"{server.url}/readyz"), range(2)))
+                return log.read_text().count(PROVEN_MESSAGE) == 2
+
+            wait_for(both_proven, "each worker's first proof", 15, interval=0.2)
             workers = workers_of(server.process)
             assert httpx.post(f"{server.url}{RECORD}").json()["transactions"] == 1
             proxy.refusing = "ThrottlingException"

@@ -1,9 +1,10 @@
 """The real `kiusys-app` when DynamoDB answers what the service has never seen: a proxy in front
 of moto answers chosen calls itself, and the test reads the answers and the server's output."""
 
+import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import httpx
 import pytest
 from aiohttp import web
 
+from kiusys_app.api.errors import MISCONFIGURED_DETAIL, TRANSIENT_DETAIL
+from kiusys_app.api.routes.health import LIVENESS_PATH, READINESS_PATH
 from tests.support.aws import stored
 from tests.support.processes import app_process
 from tests.support.proxy_server import Served, proxy_server
@@ -19,34 +22,32 @@ from tests.support.proxy_server import Served, proxy_server
 pytestmark = pytest.mark.slow
 
 RECORD = "/v1/routes/AR1133/transactions"
-UNKNOWN = {"__type": "com.amazonaws.dynamodb.v20120810#SomeNewException", "message": "new"}
+JSON_PROTOCOL = "application/x-amz-json-1.0"
 
-# Whether the proxy answers a request itself, given its action and the actions before it.
-Rule = Callable[[str, list[str]], bool]
+# The proxy's own answer to a request, given its action and the actions before it; None sends
+# it on to moto.
+Answer = Callable[[str, list[str]], Awaitable[web.Response | None]]
+
+
+def dynamodb_error(code: str) -> web.Response:
+    error = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}
+    return web.json_response(error, status=400, content_type=JSON_PROTOCOL)
 
 
 @contextmanager
-def answering(target: str, rule: Rule, error: dict[str, str]) -> Iterator[list[str]]:
-    """A proxy to `target` that answers `error` (HTTP 400, unapplied) wherever `rule` says;
-    yields the proxy's URL and then the actions it saw, in order."""
+def store_proxy(target: str, answer: Answer) -> Iterator[tuple[str, list[str]]]:
+    """A proxy to `target` where `answer` may answer a request itself (unapplied); yields its
+    URL and the actions it saw, in order, those it answered itself marked with a `!`."""
     actions: list[str] = []
 
     async def forward(request: web.Request, served: Served) -> web.Response:
         action = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
-        if rule(action, actions):
-            actions.append(f"{action}!")
-            return web.json_response(error, status=400, content_type="application/x-amz-json-1.0")
-        actions.append(action)
-        return await served.forward(request, await request.read())
+        own = await answer(action, actions)
+        actions.append(action if own is None else f"{action}!")
+        return own or await served.forward(request, await request.read())
 
     with proxy_server(target, forward) as served:
-        actions.insert(0, served.url)
-        yield actions
-
-
-def first_count_read_after_a_transaction(action: str, actions: list[str]) -> bool:
-    answered_before = any(seen.endswith("!") for seen in actions)
-    return action == "GetItem" and actions[-1:] == ["TransactWriteItems"] and not answered_before
+        yield served.url, actions
 
 
 def timed_keyed_record(url: str, key: str) -> tuple[httpx.Response, float]:
@@ -59,8 +60,15 @@ def test_an_unknown_error_on_the_count_read_is_a_500_at_once_and_the_writer_live
     moto_tables: Any, moto_url: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "server.log"
-    with answering(moto_url, first_count_read_after_a_transaction, UNKNOWN) as seen:
-        url = seen.pop(0)
+
+    async def first_count_read_after_a_transaction(
+        action: str, seen: list[str]
+    ) -> web.Response | None:
+        if action == "GetItem" and seen[-1:] == ["TransactWriteItems"] and "GetItem!" not in seen:
+            return dynamodb_error("SomeNewException")
+        return None
+
+    with store_proxy(moto_url, first_count_read_after_a_transaction) as (url, seen):
         env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": url}
         with app_process(env, log=log) as server:
             first, first_took = timed_keyed_record(server.url, "first")
@@ -76,3 +84,29 @@ def test_an_unknown_error_on_the_count_read_is_a_500_at_once_and_the_writer_live
     assert all(line.startswith("{") for line in lines), "every line is JSON"
     (bug,) = [json.loads(line) for line in lines if "SomeNewException" in line]
     assert bug["request_id"] == first.headers["X-Request-ID"]
+
+
+def test_a_cold_pod_whose_store_times_out_and_then_refuses_a_write_is_never_ready(
+    moto_tables: Any, moto_url: str
+) -> None:
+    """Every call 1.6 s late for the first 2.5 s (past readiness's 1 s budget), and PutItem
+    refused throughout: nothing is ever proven, so no probe gets a 200."""
+    slow_until = [float("inf")]
+
+    async def slow_then_refusing(action: str, seen: list[str]) -> web.Response | None:
+        if time.monotonic() < slow_until[0]:
+            await asyncio.sleep(1.6)
+        return dynamodb_error("AccessDeniedException") if action == "PutItem" else None
+
+    with store_proxy(moto_url, slow_then_refusing) as (url, seen):
+        env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": url}
+        with app_process(env, ready_path=LIVENESS_PATH) as server:
+            slow_until[0] = time.monotonic() + 2.5
+            answers = []
+            while time.monotonic() < slow_until[0] + 3:
+                answers.append(httpx.get(f"{server.url}{READINESS_PATH}", timeout=5))
+                time.sleep(0.3)
+    details = [(answer.status_code, answer.json().get("detail")) for answer in answers]
+    assert set(details) == {(503, TRANSIENT_DETAIL), (503, MISCONFIGURED_DETAIL)}, details
+    assert details[0] == (503, TRANSIENT_DETAIL), "timed out before anything was proven"
+    assert "PutItem!" in seen

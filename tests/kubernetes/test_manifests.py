@@ -109,6 +109,14 @@ def test_deployment_leaves_replicas_to_the_hpa_and_never_drops_below_capacity(
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
+def test_a_new_pod_is_available_only_after_two_more_readiness_probes(
+    rendered: list[Manifest],
+) -> None:
+    spec = find(rendered, "Deployment", "kiusys-app")["spec"]
+    (container,) = spec["template"]["spec"]["containers"]
+    assert spec["minReadySeconds"] >= 2 * container["readinessProbe"]["periodSeconds"]
+
+
 @pytest.mark.parametrize("name", ["kiusys-app", "cluster-autoscaler"])
 def test_pods_run_restricted(rendered: list[Manifest], name: str) -> None:
     pod = find(rendered, "Deployment", name)["spec"]["template"]["spec"]

@@ -2,12 +2,15 @@
 from one round of store calls, at most once a second). The metrics are not here: they have a
 port of their own (`kiusys_app.serve`).
 
-Readiness says whether this pod can serve: it fails when the store is misconfigured (rights,
-tables, endpoint, credentials refused), which a rollout must stop on. A store that throttles or
-cannot be reached is shared by every pod: all of them would fail at once, and the load balancer
-would then refuse every client, where a pod that stays ready answers each call 503 with
-Retry-After and its metrics and alerts see it. A process that is shutting down stops accepting
-connections, so its probes fail by themselves.
+Readiness says whether this pod can serve: it fails until one round has proven the pod's
+reads and writes, and whenever the store is misconfigured (rights, tables, endpoint,
+credentials refused), which a rollout must stop on. A pod that starts while the store is down
+or slow thus stays out of the Service until it has proven itself, and a rollout waits for it
+(maxUnavailable 0 keeps the old pods serving) instead of moving on with nothing proven. Once
+proven, a store that throttles or cannot be reached is shared by every pod: all of them would
+fail at once, and the load balancer would then refuse every client, where a pod that stays
+ready answers each call 503 with Retry-After and its metrics and alerts see it. A process that
+is shutting down stops accepting connections, so its probes fail by themselves.
 
 The region's health is the other question, asked by DNS (a Route 53 health check of each
 region's endpoint) where the service runs in several regions: whether this region can count. A
@@ -39,6 +42,8 @@ READINESS_REUSE_SECONDS = 1.0
 # The write rights are proven before the first ready answer, then again this often: each proof
 # is two writes that DynamoDB refuses by their condition, and still bills.
 WRITE_PROOF_SECONDS = 60.0
+# Logged once per worker, by the first round that proves its reads and writes.
+PROVEN_MESSAGE = "readiness: the store's reads and writes are proven, ready"
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
@@ -70,24 +75,36 @@ class Readiness:
             raise failure
 
     async def _ask_store(self, now: float) -> StoreError | None:
-        """The ping, with the writes when their proof is due. A misconfigured store raises; any
-        other failure, the store's or the network's and not this pod's, is returned."""
+        """The ping, with the writes when their proof is due. A misconfigured store raises, and
+        so does any failure before the first proof: nothing says yet that this pod can serve.
+        Once proven, any other failure, the store's or the network's and not this pod's, is
+        returned."""
         proven = self._writes_proven
         writes = proven is None or now - proven >= WRITE_PROOF_SECONDS
         try:
             await self._ping(writes)
         except StoreError as exc:
-            if exc.kind is StoreErrorKind.MISCONFIGURED:
-                raise
-            logger.warning("readiness: store %s, still ready: %s", exc.kind.value, exc.reason)
-            return exc
+            failure = exc
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            logger.warning("readiness: %s, still ready", reason)
-            return StoreError(StoreErrorKind.UNAVAILABLE, reason)
-        if writes:
-            self._writes_proven = now
-        return None
+            # An error type this service does not know, on a 4xx (an unknown 5xx is unavailable):
+            # DynamoDB says the request needs a fix, so it is this pod's, as a bug here would be.
+            logger.error(
+                "readiness: not ready, unknown store error: %s: %s", type(exc).__name__, exc
+            )
+            raise StoreError(StoreErrorKind.MISCONFIGURED, f"{type(exc).__name__}: {exc}") from None
+        else:
+            if proven is None:
+                logger.info(PROVEN_MESSAGE)
+            if writes:
+                self._writes_proven = now
+            return None
+        if failure.kind is StoreErrorKind.MISCONFIGURED:
+            raise failure
+        state = "not ready before its first proof" if proven is None else "still ready"
+        logger.warning("readiness: store %s, %s: %s", failure.kind.value, state, failure.reason)
+        if proven is None:
+            raise failure
+        return failure
 
 
 @router.get(LIVENESS_PATH, summary="Liveness: the process answers")
