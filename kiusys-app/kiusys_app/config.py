@@ -91,6 +91,8 @@ def load_api_keys(settings: Settings) -> frozenset[str]:
             raise ConfigError(
                 f"invalid setting {setting}: cannot read it ({exc.strerror})"
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"invalid setting {setting}: it is not UTF-8 text") from None
         listed = [line.strip() for line in lines if not line.lstrip().startswith("#")]
         keys += _checked_keys(setting, listed)
     return frozenset(keys)

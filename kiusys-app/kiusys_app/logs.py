@@ -125,6 +125,11 @@ def configure_logging() -> None:
     service = logging.getLogger("kiusys_app")
     _json_handler(service)
     service.setLevel(logging.INFO)
+    # Any other logger's warnings (asyncio's "Task exception was never retrieved", a library's)
+    # reach the root, which would otherwise print them as plain text.
+    root = logging.getLogger()
+    _json_handler(root)
+    root.setLevel(logging.WARNING)
 
 
 # The exit status of a start refused for a setting: not 1, which is any crash.

@@ -123,7 +123,13 @@ def _metrics_directory() -> Path | None:
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise ConfigError(f"invalid setting {MULTIPROC_SETTING}: {path}: not writable")
     for stale in path.glob("*.db"):  # a previous run's counts would be added to ours
-        stale.unlink()
+        try:
+            stale.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"invalid setting {MULTIPROC_SETTING}: {stale}: cannot remove this previous "
+                f"run's file ({exc.strerror})"
+            ) from None
     return path
 
 

@@ -467,3 +467,47 @@ def test_the_region_list_is_read_home_first(monkeypatch: pytest.MonkeyPatch) -> 
     assert store_regions(load_settings()) == ("eu-west-1", "us-east-1")
     monkeypatch.delenv("KIUSYS_REGIONS")
     assert store_regions(load_settings()) == ()
+
+
+NOT_UTF8 = b"\xff\xfe\x00not text \xc3\x28\n"
+# Each file setting the service reads at start, with the settings it goes with.
+FILE_SETTINGS = {
+    "KIUSYS_API_KEYS_FILE": {},
+    "KIUSYS_CLIENTS_FILE": {},
+    "AWS_CA_BUNDLE": {"KIUSYS_STORE": "dynamodb", "AWS_REGION": "us-east-1"},
+    "KIUSYS_SQLITE_PATH": {},
+    "PROMETHEUS_MULTIPROC_DIR": {},
+}
+# What a file setting may name instead of a good file: bytes that are not UTF-8 text, a
+# directory, nothing. A directory setting instead: a file, a directory holding a directory
+# where its files go, nothing. (A missing SQLite file is no refusal: it is made, with its
+# directories.)
+BAD_FILES = {
+    (setting, form)
+    for setting in FILE_SETTINGS
+    for form in ("not-utf8", "directory", "missing")
+    if (setting, form) != ("KIUSYS_SQLITE_PATH", "missing")
+}
+
+
+def bad_file(tmp_path: Path, setting: str, form: str) -> Path:
+    given = tmp_path / "given"
+    if setting == "PROMETHEUS_MULTIPROC_DIR" and form != "missing":
+        if form == "not-utf8":
+            given.write_bytes(NOT_UTF8)
+        else:
+            (given / "counter_1.db").mkdir(parents=True)
+    elif form == "not-utf8":
+        given.write_bytes(NOT_UTF8)
+    elif form == "directory":
+        given.mkdir()
+    return given
+
+
+@pytest.mark.parametrize(("setting", "form"), sorted(BAD_FILES))
+def test_every_file_setting_in_every_bad_form_is_one_json_line_and_exit_3(
+    tmp_path: Path, setting: str, form: str
+) -> None:
+    env = {"KIUSYS_SQLITE_PATH": str(tmp_path / "counts.sqlite3"), **FILE_SETTINGS[setting]}
+    result = start_server({**env, setting: str(bad_file(tmp_path, setting, form))})
+    assert refusal(result).startswith(f"invalid setting {setting}")

@@ -5,6 +5,8 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -208,3 +210,34 @@ async def test_a_line_for_a_closed_stream_is_dropped_and_never_raises_into_the_l
     await asyncio.sleep(0)
     assert failures == []
     assert stream.closed
+
+
+LOST_TASK = """
+import asyncio, gc, logging
+from kiusys_app.logs import configure_logging
+
+configure_logging()
+logging.getLogger("some.library").warning("a library's warning")
+
+async def main():
+    async def fails():
+        raise RuntimeError("nobody awaits this")
+    asyncio.get_running_loop().create_task(fails())
+    await asyncio.sleep(0.05)
+    gc.collect()
+
+asyncio.run(main())
+gc.collect()
+"""
+
+
+def test_asyncio_and_library_lines_are_json_too() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", LOST_TASK], capture_output=True, text=True, timeout=30, check=True
+    )
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [(line["logger"], line["message"].partition("\n")[0]) for line in lines] == [
+        ("some.library", "a library's warning"),
+        ("asyncio", "Task exception was never retrieved"),
+    ]
+    assert "nobody awaits this" in lines[1]["exception"]
