@@ -74,8 +74,12 @@ class Client:
         return f"{self.name}/{key}" if self.scoped else key
 
 
-# Who calls an open service (no keys set), and the shorthand's one client.
-ANYONE = Client("none", None, frozenset(Permission), scoped=False)
+# Who calls an open service (no keys set), or with no key: labelled "-" in the log and the
+# metrics, as the common log format writes a missing user. No client can be named so (a name
+# starts with a letter or a digit).
+ANONYMOUS = "-"
+ANYONE = Client(ANONYMOUS, None, frozenset(Permission), scoped=False)
+# The shorthand's one client.
 SHORTHAND = "default"
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from kiusys_app.api import errors, hot_path
 from kiusys_app.api.auth import ApiKeyGate, document_security
 from kiusys_app.api.docs import ASSETS_PATH, DOCS_ALIAS, DOCS_PATH, add_docs, document_every_answer
+from kiusys_app.api.head import HeadAsGet
 from kiusys_app.api.limits import RequestLimits
 from kiusys_app.api.observability import RequestObservability
 from kiusys_app.api.routes import health, legacy, v1
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     # The last one added runs first: every request gets an id, a log line and a JSON answer,
     # refused ones too.
     app.add_middleware(ApiKeyGate, open_paths=open_paths, open_prefixes=(f"{ASSETS_PATH}/",))
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestLimits)
     app.add_middleware(RequestObservability, routes=app.router.routes)
     return app

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from kiusys_app.clients import ANONYMOUS
 from kiusys_app.config import Settings
 from tests.support.app import metric, sqlite_settings, started_app
 
@@ -149,11 +150,11 @@ def test_a_refused_call_is_labelled_with_the_route_it_was_for(
     keyed: TestClient, method: str, path: str, label: str
 ) -> None:
     before = metric(
-        "kiusys_http_requests_total", route=label, method=method, status="401", client="none"
+        "kiusys_http_requests_total", route=label, method=method, status="401", client=ANONYMOUS
     )
     assert keyed.request(method, path).status_code == 401
     after = metric(
-        "kiusys_http_requests_total", route=label, method=method, status="401", client="none"
+        "kiusys_http_requests_total", route=label, method=method, status="401", client=ANONYMOUS
     )
     assert after == before + 1
 

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kiusys_app.api.auth import PERMISSIONS
-from kiusys_app.clients import Clients, ClientsError, Permission
+from kiusys_app.clients import ANONYMOUS, Clients, ClientsError, Permission
 from kiusys_app.config import ConfigError, load_clients
 from kiusys_app.main import create_app
 from kiusys_app.models import ROUTE_RULE, airline_of, normalize_route
@@ -233,6 +233,41 @@ def test_a_key_written_before_clients_is_honoured_by_the_shorthand_not_by_a_name
 # Who called, in the log and the metrics; never a key or a digest.
 
 
+def test_head_carries_its_client_into_the_log_and_the_counter_refusals_too(
+    app: TestClient, log_output: io.StringIO
+) -> None:
+    labels = {"route": "/v1/routes/{route}/transactions", "method": "HEAD"}
+    ok = {**labels, "status": "200", "client": "aerolineas"}
+    refused = {**labels, "status": "403", "client": "aerolineas"}
+    before = (
+        metric("kiusys_http_requests_total", **ok),
+        metric("kiusys_http_requests_total", **refused),
+    )
+    answers = [
+        app.head(f"/v1/routes/{route}/transactions", headers=as_client("aerolineas"))
+        for route in ("AR1133", "LA0001")
+    ]
+    assert [answer.status_code for answer in answers] == [200, 403]
+    after = (
+        metric("kiusys_http_requests_total", **ok),
+        metric("kiusys_http_requests_total", **refused),
+    )
+    assert after == (before[0] + 1, before[1] + 1)
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    requests = [line for line in lines if line["message"] == "request"]
+    assert [(line["method"], line["status"], line["client"]) for line in requests[-2:]] == [
+        ("HEAD", 200, "aerolineas"),
+        ("HEAD", 403, "aerolineas"),
+    ]
+
+
+def test_no_client_can_be_named_as_the_anonymous_label(tmp_path: Path) -> None:
+    path = tmp_path / "clients.toml"
+    path.write_text(CLIENTS_FILE.replace("[clients.analytics]", f'[clients."{ANONYMOUS}"]'))
+    with pytest.raises(ClientsError, match=f"client '{ANONYMOUS}': a client's name is"):
+        Clients.from_file(path)
+
+
 def test_the_access_log_and_the_counter_carry_the_client_and_no_key(
     app: TestClient, log_output: io.StringIO
 ) -> None:
@@ -244,10 +279,10 @@ def test_the_access_log_and_the_counter_carry_the_client_and_no_key(
     after = metric("kiusys_http_requests_total", **labels, status="201", client="aerolineas")
     assert after == before + 1
     assert metric("kiusys_http_requests_total", **labels, status="403", client="analytics") >= 1
-    assert metric("kiusys_http_requests_total", **labels, status="401", client="none") >= 1
+    assert metric("kiusys_http_requests_total", **labels, status="401", client=ANONYMOUS) >= 1
     lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
     requests = [line for line in lines if line["message"] == "request"]
-    assert [line["client"] for line in requests[-3:]] == ["aerolineas", "analytics", "none"]
+    assert [line["client"] for line in requests[-3:]] == ["aerolineas", "analytics", ANONYMOUS]
     logged = log_output.getvalue()
     for name in KEYS:
         assert KEYS[name] not in logged

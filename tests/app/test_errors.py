@@ -411,7 +411,7 @@ async def test_concurrent_probes_share_one_round_and_its_failure() -> None:
 
 
 @pytest.mark.anyio
-async def test_only_a_misconfigured_store_fails_readiness() -> None:
+async def test_only_a_misconfigured_store_fails_a_proven_pods_readiness() -> None:
     now = [0.0]
     failure: list[StoreErrorKind] = []
 
@@ -420,6 +420,7 @@ async def test_only_a_misconfigured_store_fails_readiness() -> None:
             raise StoreError(failure[0], "the store's reason")
 
     readiness = Readiness(ping, clock=lambda: now[0])
+    await readiness.check()  # proven
     for kind in StoreErrorKind:
         failure[:] = [kind]
         now[0] += READINESS_REUSE_SECONDS
@@ -452,24 +453,31 @@ async def test_the_regions_health_fails_while_the_store_is_out_of_reach_but_not_
             with pytest.raises(StoreError) as raised:
                 await readiness.check(region=True)
             assert raised.value.kind is kind
-    failure[:] = [RuntimeError("a bug")]
-    now[0] += READINESS_REUSE_SECONDS
-    await readiness.check()  # still ready
-    with pytest.raises(StoreError) as raised:
-        await readiness.check(region=True)
-    assert (raised.value.kind, raised.value.reason) == (
-        StoreErrorKind.UNAVAILABLE,
-        "RuntimeError: a bug",
-    )
+    failure[:] = [RuntimeError("a bug")]  # or a 4xx of a type this service does not know
+    for region in (False, True):
+        now[0] += READINESS_REUSE_SECONDS
+        with pytest.raises(StoreError) as raised:
+            await readiness.check(region=region)
+        assert (raised.value.kind, raised.value.reason) == (
+            StoreErrorKind.MISCONFIGURED,
+            "RuntimeError: a bug",
+        )
 
 
 def test_the_regions_health_is_503_with_retry_after_while_readiness_stays_200(
     client: TestClient,
 ) -> None:
-    async def unreachable(writes: bool) -> None:
-        raise StoreError(StoreErrorKind.UNAVAILABLE, "connection refused")
+    now = [0.0]
+    reachable = [True]
 
-    client.app.state.readiness = Readiness(unreachable)  # type: ignore[attr-defined]
+    async def ping(writes: bool) -> None:
+        if not reachable[0]:
+            raise StoreError(StoreErrorKind.UNAVAILABLE, "connection refused")
+
+    client.app.state.readiness = Readiness(ping, clock=lambda: now[0])  # type: ignore[attr-defined]
+    assert client.get("/readyz").status_code == 200, "proven"
+    reachable[0] = False
+    now[0] += READINESS_REUSE_SECONDS
     assert client.get("/readyz").status_code == 200
     response = client.get("/regionz")
     assert (response.status_code, response.json()) == (503, {"detail": TRANSIENT_DETAIL})

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from starlette.types import Message
 
+from kiusys_app.api.head import HeadAsGet
 from kiusys_app.api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, RequestLimits
 
 pytestmark = pytest.mark.anyio
@@ -104,16 +105,24 @@ async def test_after_a_replayed_chunked_body_the_app_reads_on_from_the_server() 
     assert seen[-1]["type"] == "http.disconnect"
 
 
-async def test_head_is_answered_as_get_without_the_body() -> None:
+async def test_head_is_answered_as_get_without_the_body_on_the_same_scope() -> None:
     seen: list[str] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append(scope["method"])
+        scope["route"] = "what the router found"
         await send({"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]})
         await send({"type": "http.response.body", "body": b'{"AR1133":1}'})
 
-    sent = await serve(app, [], [], method="HEAD")
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "HEAD", "path": "/v1/routes/AR1133/transactions"}
+    await HeadAsGet(app)(scope, None, send)  # type: ignore[arg-type]
     assert seen == ["GET"], "the app answers a GET"
+    assert scope == {**scope, "method": "HEAD", "route": "what the router found"}
     assert sent == [
         {"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]},
         {"type": "http.response.body", "body": b""},

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY, generate_latest
 
 from kiusys_app.api.errors import MISCONFIGURED_DETAIL, TRANSIENT_DETAIL
+from kiusys_app.clients import ANONYMOUS
 from kiusys_app.logs import TickBatchingHandler
 from kiusys_app.stores import StoreError, StoreErrorKind
 from tests.support.app import metric
@@ -61,13 +62,13 @@ def test_one_json_line_per_request(client: TestClient, log_output: io.StringIO) 
 
 def test_metrics_count_by_route_template_never_by_path(client: TestClient) -> None:
     labels = {"route": RECORD, "method": "POST", "status": "200"}
-    before = metric("kiusys_http_requests_total", **labels, client="none")
+    before = metric("kiusys_http_requests_total", **labels, client=ANONYMOUS)
     recorded_before = metric("kiusys_transactions_recorded_total")
     replays_before = metric("kiusys_idempotent_replays_total")
     client.post("/save-transaction/AR1133", headers={"Idempotency-Key": "k-1"})
     client.post("/save-transaction/LA0001")
     client.post("/save-transaction/AR1133", headers={"Idempotency-Key": "k-1"})
-    assert metric("kiusys_http_requests_total", **labels, client="none") == before + 3
+    assert metric("kiusys_http_requests_total", **labels, client=ANONYMOUS) == before + 3
     assert metric("kiusys_http_request_duration_seconds_count", **labels) >= 3
     assert metric("kiusys_transactions_recorded_total") == recorded_before + 2
     assert metric("kiusys_idempotent_replays_total") == replays_before + 1
@@ -144,11 +145,11 @@ def test_store_errors_are_answered_and_logged_with_the_request_id(
 )
 def test_the_docs_paths_have_their_route_labels(client: TestClient, path: str, label: str) -> None:
     before = metric(
-        "kiusys_http_requests_total", route=label, method="GET", status="200", client="none"
+        "kiusys_http_requests_total", route=label, method="GET", status="200", client=ANONYMOUS
     )
     assert client.get(path).status_code == 200
     after = metric(
-        "kiusys_http_requests_total", route=label, method="GET", status="200", client="none"
+        "kiusys_http_requests_total", route=label, method="GET", status="200", client=ANONYMOUS
     )
     assert after == before + 1
 

@@ -1,4 +1,4 @@
-"""HTTP rules that no route should have to know: request size limits, and HEAD.
+"""The request size limits, which no route should have to know:
 
 - A URL (path and query) over 8 KiB is refused with 414, and request headers over 16 KiB in
   total with 431, before any route or store call. Larger still, the server itself answers
@@ -8,7 +8,6 @@
   arriving after BODY_SECONDS is refused with 408 and the connection closed; a client that goes
   away before its body is complete is answered nothing, and no route sees its request. A
   request without a body goes on at once.
-- HEAD is answered as GET would be, without the body, wherever GET is.
 """
 
 import asyncio
@@ -102,14 +101,7 @@ class RequestLimits:
                 await _refuse(scope, receive, send, 413, f"a body over {MAX_BODY_BYTES} bytes")
                 return
             receive = _replay(messages, receive)
-        if scope["method"] != "HEAD":
-            await self.app(scope, receive, send)
-            return
-        # The server keeps its own view of HEAD (no body goes out); the app sees a GET.
-        as_get = {**scope, "method": "GET"}
-        await self.app(as_get, receive, _without_body(send))
-        if "route" in as_get:  # for the access log and metrics of the outer middleware
-            scope["route"] = as_get["route"]
+        await self.app(scope, receive, send)
 
 
 async def _refuse(
@@ -132,12 +124,3 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
         return pending.pop(0) if pending else await receive()
 
     return replayed
-
-
-def _without_body(send: Send) -> Send:
-    async def send_head(message: Message) -> None:
-        if message["type"] == "http.response.body":
-            message = {**message, "body": b""}
-        await send(message)
-
-    return send_head
