@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kiusys_app.api import errors, hot_path
+from kiusys_app.api import errors, hot_path, paths
 from kiusys_app.api.auth import ApiKeyGate, document_security
 from kiusys_app.api.docs import ASSETS_PATH, DOCS_ALIAS, DOCS_PATH, add_docs, document_every_answer
 from kiusys_app.api.head import HeadAsGet
@@ -72,8 +72,8 @@ def create_app(settings: Settings) -> FastAPI:
     hot_path.add_hot_routes(
         app.router.routes,
         {
-            "/save-transaction/{flight_route}": legacy.saved,
-            "/v1/routes/{route}/transactions": v1.recorded,
+            paths.SAVE_TRANSACTION: legacy.saved,
+            paths.ROUTE_TRANSACTIONS: v1.recorded,
         },
     )
     add_docs(app)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kiusys_app.api import paths
 from kiusys_app.api.asgi import header
 from kiusys_app.clients import ANYONE, Client, Clients, Permission
 from kiusys_app.models import normalize_route
@@ -27,12 +28,12 @@ CLIENT_SCOPE_KEY = "kiusys.client"
 # What each closed operation asks of a client: its right, and where its routes are (a path
 # parameter, or repeated `route` query values). A test checks that every closed route is here.
 PERMISSIONS: dict[tuple[str, str], tuple[Permission, str]] = {
-    ("POST", "/save-transaction/{flight_route}"): (Permission.RECORD, "flight_route"),
-    ("POST", "/v1/routes/{route}/transactions"): (Permission.RECORD, "route"),
-    ("GET", "/get-transaction/{flight_route}"): (Permission.CHECK, "flight_route"),
-    ("POST", "/get-transaction/{flight_route}"): (Permission.CHECK, "flight_route"),
-    ("GET", "/v1/routes/{route}/transactions"): (Permission.CHECK, "route"),
-    ("GET", "/v1/transactions"): (Permission.CHECK, "?route"),
+    ("POST", paths.SAVE_TRANSACTION): (Permission.RECORD, "flight_route"),
+    ("POST", paths.ROUTE_TRANSACTIONS): (Permission.RECORD, "route"),
+    ("GET", paths.GET_TRANSACTION): (Permission.CHECK, "flight_route"),
+    ("POST", paths.GET_TRANSACTION): (Permission.CHECK, "flight_route"),
+    ("GET", paths.ROUTE_TRANSACTIONS): (Permission.CHECK, "route"),
+    ("GET", paths.TRANSACTIONS): (Permission.CHECK, "?route"),
 }
 
 SECURITY_SCHEMES = {

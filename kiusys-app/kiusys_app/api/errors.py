@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
+from kiusys_app.api.paths import HTTP_METHODS
 from kiusys_app.api.recording import RepeatedIdempotencyKey
 from kiusys_app.metrics import STORE_ERRORS
 from kiusys_app.models import IDEMPOTENCY_KEY_RULE
@@ -121,22 +122,16 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-# Methods a route may answer; OPTIONS and TRACE are never routed here. HEAD is answered wherever
-# GET is (see `RequestLimits`).
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-
-
 async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     """405 with an `Allow` that lists every route's methods on the path, not just the first
     route's: each method is tried against the routes through their public `matches`."""
     routes = request.app.router.routes
-    allowed = [
-        method
-        for method in _METHODS
-        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
-    ]
-    if "GET" in allowed:
-        allowed.insert(1, "HEAD")
+
+    def answered(method: str) -> bool:
+        return any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+
+    get = answered("GET")
+    allowed = [method for method in HTTP_METHODS if (get if method == "HEAD" else answered(method))]
     return JSONResponse(
         {"detail": "Method Not Allowed"},
         status_code=status.HTTP_405_METHOD_NOT_ALLOWED,

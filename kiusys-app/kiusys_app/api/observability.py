@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiusys_app.api.asgi import header
 from kiusys_app.api.auth import client_of
+from kiusys_app.api.paths import HTTP_METHODS
 from kiusys_app.logs import request_id_from, request_id_var
 from kiusys_app.metrics import REQUEST_DURATION, REQUESTS
 
@@ -27,9 +28,6 @@ CLIENT_WENT_AWAY = 499
 logger = logging.getLogger("kiusys_app.access")
 
 
-# Methods that get their own metric label; any other is counted as OTHER, so that made-up
-# methods cannot multiply the time series either.
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 
 
@@ -44,7 +42,7 @@ class RequestObservability:
         self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 
     def _observe(self, route: str, method: str, status: int, client: str, elapsed: float) -> None:
-        labels = (route, method if method in _METHODS else "OTHER", str(status))
+        labels = (route, method if method in HTTP_METHODS else "OTHER", str(status))
         children = self._children.get((*labels, client))
         if children is None:
             children = (REQUESTS.labels(*labels, client), REQUEST_DURATION.labels(*labels))

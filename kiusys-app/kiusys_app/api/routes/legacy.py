@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse
 
 from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, store_of
+from kiusys_app.api.paths import GET_TRANSACTION, SAVE_TRANSACTION
 from kiusys_app.api.recording import REPLAYED_HEADER_SCHEMA, account_for, record
 from kiusys_app.stores import RecordResult
 
@@ -15,7 +16,7 @@ router = APIRouter(
 
 
 @router.post(
-    "/save-transaction/{flight_route}",
+    SAVE_TRANSACTION,
     summary="Record one transaction",
     response_model=dict[str, int],
     responses={200: {"headers": REPLAYED_HEADER_SCHEMA}},
@@ -32,12 +33,12 @@ def saved(route: str, result: RecordResult) -> JSONResponse:
 
 
 @router.get(
-    "/get-transaction/{flight_route}",
+    GET_TRANSACTION,
     summary="Check a route's count",
     response_model=dict[str, int],
 )
 @router.post(
-    "/get-transaction/{flight_route}",
+    GET_TRANSACTION,
     summary="Check a route's count (the seed's POST form)",
     operation_id="get_transaction_post",
     response_model=dict[str, int],

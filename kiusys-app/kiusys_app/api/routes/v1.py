@@ -7,12 +7,12 @@ from fastapi.responses import JSONResponse
 
 from kiusys_app.api.auth import UNAUTHORIZED_RESPONSE
 from kiusys_app.api.deps import STORE_RESPONSES, IdempotencyKey, RoutePath, store_of
+from kiusys_app.api.paths import ROUTE_TRANSACTIONS, TRANSACTIONS
 from kiusys_app.api.recording import REPLAYED_HEADER_SCHEMA, account_for, record
 from kiusys_app.models import ROUTE_RULE, FlightRoute, RouteCount
 from kiusys_app.stores import RecordResult
 
 router = APIRouter(
-    prefix="/v1",
     tags=["v1"],
     responses={**UNAUTHORIZED_RESPONSE, **STORE_RESPONSES},
 )
@@ -21,7 +21,7 @@ MAX_BATCH_ROUTES = 100
 
 
 @router.post(
-    "/routes/{route}/transactions",
+    ROUTE_TRANSACTIONS,
     status_code=status.HTTP_201_CREATED,
     summary="Record one transaction",
     response_model=RouteCount,
@@ -45,14 +45,12 @@ def recorded(route: str, result: RecordResult) -> JSONResponse:
     return account_for(answer, result)
 
 
-@router.get(
-    "/routes/{route}/transactions", summary="Check a route's count", response_model=RouteCount
-)
+@router.get(ROUTE_TRANSACTIONS, summary="Check a route's count", response_model=RouteCount)
 async def get_transactions(route: RoutePath, request: Request) -> JSONResponse:
     return JSONResponse(_route_count(route, await store_of(request).get(route)))
 
 
-@router.get("/transactions", summary="Check several routes at once", response_model=dict[str, int])
+@router.get(TRANSACTIONS, summary="Check several routes at once", response_model=dict[str, int])
 async def get_many_transactions(
     route: Annotated[
         list[FlightRoute],
