@@ -274,7 +274,7 @@ def test_an_unknown_4xx_makes_a_proven_pod_unready_and_the_log_names_it(
     Hook(store_of(moto_client), "GetItem", 99, error_answer("WeirdNewException"))
     answer = moto_client.get("/readyz")
     assert (answer.status_code, answer.json()) == (503, {"detail": MISCONFIGURED_DETAIL})
-    (logged,) = [line for line in log_output.getvalue().splitlines() if "not ready" in line]
+    (logged,) = [line for line in log_output.getvalue().splitlines() if "misconfigured" in line]
     assert "WeirdNewException" in logged
 
 

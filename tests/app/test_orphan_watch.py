@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 DRAIN = 1.0
+Process = subprocess.Popen[bytes]
 
 
 @contextmanager
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+def sleeper() -> Iterator[Process]:
     process = subprocess.Popen(["sleep", "60"])
     try:
         yield process
@@ -20,16 +21,23 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
         process.wait()
 
 
-def watchdog(supervisor: int, worker: int) -> subprocess.Popen[bytes]:
+def watchdog(supervisor: int, worker: int) -> Process:
     return subprocess.Popen(
         [sys.executable, "-m", "kiusys_app.orphan_watch", str(supervisor), str(worker), str(DRAIN)]
     )
 
 
-def test_a_worker_whose_supervisor_ends_is_killed_after_the_drain_not_before() -> None:
+@contextmanager
+def watched() -> Iterator[tuple[Process, Process, Process]]:
+    """A supervisor and a worker, and the worker's watchdog, given time to start watching."""
     with sleeper() as supervisor, sleeper() as worker:
         watch = watchdog(supervisor.pid, worker.pid)
-        time.sleep(0.5)  # it watches
+        time.sleep(0.5)
+        yield supervisor, worker, watch
+
+
+def test_a_worker_whose_supervisor_ends_is_killed_after_the_drain_not_before() -> None:
+    with watched() as (supervisor, worker, watch):
         supervisor.kill()
         supervisor.wait()
         ended = time.monotonic()
@@ -41,9 +49,7 @@ def test_a_worker_whose_supervisor_ends_is_killed_after_the_drain_not_before() -
 
 
 def test_a_worker_that_ends_within_its_drain_ends_the_watchdog_too() -> None:
-    with sleeper() as supervisor, sleeper() as worker:
-        watch = watchdog(supervisor.pid, worker.pid)
-        time.sleep(0.5)
+    with watched() as (supervisor, worker, watch):
         supervisor.kill()
         worker.terminate()
         assert worker.wait(timeout=5) == -15
@@ -62,9 +68,7 @@ def test_a_worker_whose_supervisor_is_already_gone_still_has_its_drain() -> None
 
 
 def test_the_watchdog_ends_with_its_worker_while_the_supervisor_lives() -> None:
-    with sleeper() as supervisor, sleeper() as worker:
-        watch = watchdog(supervisor.pid, worker.pid)
-        time.sleep(0.5)
+    with watched() as (supervisor, worker, watch):
         worker.kill()
         worker.wait()
         assert watch.wait(timeout=5) == 0

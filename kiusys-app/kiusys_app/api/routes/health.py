@@ -83,28 +83,24 @@ class Readiness:
         writes = proven is None or now - proven >= WRITE_PROOF_SECONDS
         try:
             await self._ping(writes)
-        except StoreError as exc:
-            failure = exc
+        except StoreError as failure:
+            if failure.kind is StoreErrorKind.MISCONFIGURED:
+                raise
+            state = "not ready before its first proof" if proven is None else "still ready"
+            logger.warning("readiness: store %s, %s: %s", failure.kind.value, state, failure.reason)
+            if proven is None:
+                raise
+            return failure
         except Exception as exc:
             # An error type this service does not know, on a 4xx (an unknown 5xx is unavailable):
             # DynamoDB says the request needs a fix, so it is this pod's, as a bug here would be.
-            logger.error(
-                "readiness: not ready, unknown store error: %s: %s", type(exc).__name__, exc
-            )
+            # The answer's handler logs it, as for any misconfigured store.
             raise StoreError(StoreErrorKind.MISCONFIGURED, f"{type(exc).__name__}: {exc}") from None
-        else:
-            if proven is None:
-                logger.info(PROVEN_MESSAGE)
-            if writes:
-                self._writes_proven = now
-            return None
-        if failure.kind is StoreErrorKind.MISCONFIGURED:
-            raise failure
-        state = "not ready before its first proof" if proven is None else "still ready"
-        logger.warning("readiness: store %s, %s: %s", failure.kind.value, state, failure.reason)
         if proven is None:
-            raise failure
-        return failure
+            logger.info(PROVEN_MESSAGE)
+        if writes:
+            self._writes_proven = now
+        return None
 
 
 @router.get(LIVENESS_PATH, summary="Liveness: the process answers")
