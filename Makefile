@@ -73,9 +73,10 @@ run: $(APP_STAMP) ## Serve the API on the embedded store at http://$(HOST):$(POR
 
 test: lint typecheck pytest ## Lint, type-check and run every test suite
 
-lint: $(DEV_STAMP) ## ruff check and ruff format --check
+lint: $(DEV_STAMP) ## ruff check, ruff format --check, and the stores' import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 fmt: $(DEV_STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -111,7 +112,7 @@ chaos: $(DEV_STAMP) ## The fault campaign, CHAOS_SEEDS (1 2 3 4 5) of CHAOS_SECO
 	KIUSYS_CHAOS_SEEDS='$(CHAOS_SEEDS)' KIUSYS_CHAOS_SECONDS='$(CHAOS_SECONDS)' \
 		$(BIN)/pytest -p no:cacheprovider -q -s tests/app/test_chaos.py
 
-mutation: $(DEV_STAMP) ## Mutation testing (mutmut) of stores, API, models, settings; PATTERN=stores/sqlite.py for one
+mutation: $(DEV_STAMP) ## Mutation testing (mutmut) of stores, API, models, settings; PATTERN=stores/sqlite/store.py for one
 	$(BIN)/python -m tests.support.mutation $(PATTERN)
 
 new-key: $(APP_STAMP) ## A client's new API key (stderr, once) and its clients-file entry (stdout): make -s new-key NAME=… AIRLINES='AR LA' CAN='record check' >> clients.toml

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # system's (an emulator's own CA, as `make local-aws` sets up).
     aws_ca_bundle: Annotated[Path | None, Field(validation_alias="AWS_CA_BUNDLE")] = None
     # Where the tables are global tables: every region whose pods write, comma-separated, the
-    # home region first (`kiusys_app.stores.dynamodb_regions`). Unset: one region.
+    # home region first (`kiusys_app.stores.dynamodb.regions`). Unset: one region.
     regions: str | None = None
 
 

@@ -16,11 +16,12 @@ from aiodynamo.credentials import Key
 from aiodynamo.sign import Request
 from yarl import URL
 
-from kiusys_app.stores import StoreError, StoreErrorKind, dynamodb_retry
-from kiusys_app.stores import dynamodb as dynamodb_store
-from kiusys_app.stores.dynamodb import CALL_BUDGET_SECONDS, COUNT_ATTR, DynamoDBStore
-from kiusys_app.stores.dynamodb_retry import ATTEMPT_TIMEOUT_SECONDS, FLOOR_SECONDS, Budget
-from kiusys_app.stores.dynamodb_wire import Answer, Failed
+from kiusys_app.stores import StoreError, StoreErrorKind
+from kiusys_app.stores.dynamodb import retry as dynamodb_retry
+from kiusys_app.stores.dynamodb import store as dynamodb_store
+from kiusys_app.stores.dynamodb.retry import ATTEMPT_TIMEOUT_SECONDS, FLOOR_SECONDS, Budget
+from kiusys_app.stores.dynamodb.store import CALL_BUDGET_SECONDS, COUNT_ATTR, DynamoDBStore
+from kiusys_app.stores.dynamodb.wire import Answer, Failed
 from tests.support.aws import TABLE
 from tests.support.delaying_proxy import delaying_proxy
 

@@ -22,9 +22,9 @@ from kiusys_app.api.errors import MISCONFIGURED_DETAIL, OUTCOME_UNKNOWN_DETAIL, 
 from kiusys_app.api.routes import health
 from kiusys_app.config import Settings
 from kiusys_app.stores import StoreError, StoreErrorKind
-from kiusys_app.stores import dynamodb as dynamodb_store
 from kiusys_app.stores.dynamodb import DynamoDBStore
-from kiusys_app.stores.dynamodb_wire import Answer
+from kiusys_app.stores.dynamodb import store as dynamodb_store
+from kiusys_app.stores.dynamodb.wire import Answer
 from tests.support.app import metric, started_app
 from tests.support.aws import KEYS_TABLE, TABLE, create_tables, dynamodb
 from tests.support.processes import free_port, moto_server

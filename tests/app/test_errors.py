@@ -34,7 +34,7 @@ from kiusys_app.api.routes.health import (
     Readiness,
 )
 from kiusys_app.stores import StoreError, StoreErrorKind
-from kiusys_app.stores.dynamodb import CALL_BUDGET_SECONDS
+from kiusys_app.stores.dynamodb.store import CALL_BUDGET_SECONDS
 from tests.support.aws import KEYS_TABLE, TABLE, create_tables, dynamodb
 from tests.support.processes import AppServer, app_process, dynamodb_standin, wait_for
 

@@ -16,7 +16,7 @@ import pytest
 from kiusys_app.metrics import StoreMetrics
 from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult, StoreError, StoreErrorKind
 from kiusys_app.stores.base import CALL_BUDGET_SECONDS, IDEMPOTENCY_TTL_SECONDS
-from kiusys_app.stores.sqlite import (
+from kiusys_app.stores.sqlite.store import (
     PRUNE_BATCH,
     PRUNE_INTERVAL_SECONDS,
     SQLiteStore,

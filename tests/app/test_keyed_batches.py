@@ -14,9 +14,9 @@ import pytest
 from aiodynamo.sign import Request
 
 from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult, StoreError, StoreErrorKind
-from kiusys_app.stores import dynamodb as dynamodb_store
-from kiusys_app.stores.dynamodb import MAX_KEYS_PER_TRANSACTION, DynamoDBStore
-from kiusys_app.stores.dynamodb_wire import Answer
+from kiusys_app.stores.dynamodb import store as dynamodb_store
+from kiusys_app.stores.dynamodb.store import MAX_KEYS_PER_TRANSACTION, DynamoDBStore
+from kiusys_app.stores.dynamodb.wire import Answer
 from tests.support.aws import KEYS_TABLE, TABLE
 
 pytestmark = pytest.mark.anyio

@@ -10,8 +10,8 @@ import pytest
 
 from kiusys_app.api.errors import OUTCOME_UNKNOWN_DETAIL
 from kiusys_app.config import Settings
-from kiusys_app.stores import dynamodb as dynamodb_store
-from kiusys_app.stores.dynamodb_retry import ATTEMPT_TIMEOUT_SECONDS
+from kiusys_app.stores.dynamodb import store as dynamodb_store
+from kiusys_app.stores.dynamodb.retry import ATTEMPT_TIMEOUT_SECONDS
 from tests.support.app import metric, started_app
 from tests.support.aws import TABLE
 from tests.support.delaying_proxy import delaying_proxy

@@ -18,9 +18,9 @@ import pytest
 from aiodynamo.sign import Request
 
 from kiusys_app.stores import IdempotencyKeyMismatch, RecordResult, StoreError
-from kiusys_app.stores.dynamodb import KEY_ATTR, ROUTE_ATTR, DynamoDBStore
-from kiusys_app.stores.dynamodb_regions import CounterItems
-from kiusys_app.stores.dynamodb_wire import Answer
+from kiusys_app.stores.dynamodb.regions import CounterItems
+from kiusys_app.stores.dynamodb.store import KEY_ATTR, ROUTE_ATTR, DynamoDBStore
+from kiusys_app.stores.dynamodb.wire import Answer
 from tests.support.aws import KEYS_TABLE, TABLE, dynamodb, fresh_tables
 from tests.support.processes import app_server
 from tests.support.replicator import Replicator

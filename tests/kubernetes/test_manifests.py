@@ -14,7 +14,7 @@ import pytest
 from kiusys_app.api.routes.health import LIVENESS_PATH, READINESS_PATH
 from kiusys_app.main import create_app
 from kiusys_app.metrics import METRICS_PATH
-from kiusys_app.stores.dynamodb import PING_BUDGET_SECONDS
+from kiusys_app.stores.dynamodb.store import PING_BUDGET_SECONDS
 from tests.kubernetes.conftest import Manifest, find, render, variable_default
 from tests.support.app import sqlite_settings
 from tests.support.processes import REPO_ROOT

@@ -13,7 +13,7 @@ with its reason) as equivalent, not as missed.
 
 Usage: python -m tests.support.mutation [PATTERN ...]
        python -m tests.support.mutation --resume
-  PATTERN: what to mutate, relative to kiusys_app/, e.g. `stores/sqlite.py` or `api/*`
+  PATTERN: what to mutate, relative to kiusys_app/, e.g. `stores/sqlite/store.py` or `api/*`
   (default: the whole scope below)
   --resume: go on with the run in build/mutation that was stopped, instead of starting afresh
 """

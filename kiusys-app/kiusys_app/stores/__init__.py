@@ -1,4 +1,5 @@
-"""Counter stores: one interface, an embedded SQLite store and a DynamoDB store."""
+"""Counter stores: the port that both honour (`base`), the embedded store (`sqlite`), the
+DynamoDB store (`dynamodb`), and the factory that opens the one the settings ask for."""
 
 from kiusys_app.stores.base import (
     CounterStore,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kiusys_app.stores.base import StoreError, StoreErrorKind
-from kiusys_app.stores.dynamodb_wire import Failed
+from kiusys_app.stores.dynamodb.wire import Failed
 
 # One attempt's ceiling. DynamoDB answers in milliseconds; an attempt this slow is lost.
 ATTEMPT_TIMEOUT_SECONDS = 2.0

@@ -3,7 +3,8 @@
 Each attempt is DynamoDB's JSON protocol over aiohttp on the event loop, signed by aiodynamo's
 SigV4 signer with the key that the credentials source holds. An attempt either returns the
 answer's JSON or raises one of the exceptions below, which say whether the request may have
-been applied; `dynamodb_retry` decides what to do about it.
+been applied (`errors` says what each of DynamoDB's error types means); `retry` decides what
+to do about it.
 """
 
 import asyncio
@@ -18,35 +19,10 @@ from aiodynamo.credentials import Key
 from aiodynamo.sign import Request, signed_dynamo_request
 from yarl import URL
 
-from kiusys_app.stores.aws_credentials import CredentialsError
 from kiusys_app.stores.base import StoreErrorKind
+from kiusys_app.stores.dynamodb.credentials import CredentialsError
+from kiusys_app.stores.dynamodb.errors import Meaning, of_error_type
 
-# Error types that DynamoDB answers before it applies anything, and that ask us to slow down.
-_THROTTLING_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
-)
-# A write refused because a transaction is writing the same item at that moment: nothing was
-# applied ("Operation was rejected because there is an ongoing transaction for the item").
-_CONFLICT_CODES = frozenset({"TransactionConflictException"})
-# Error types that no retry gets past: rights, credentials, tables, request shape.
-_MISCONFIGURED_CODES = frozenset(
-    {
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignatureException",
-        "MissingAuthenticationTokenException",
-        "ExpiredTokenException",
-        "ResourceNotFoundException",
-        "ValidationException",
-    }
-)
-# Server-side failures: the request may or may not have been applied.
-_SERVER_ERROR_CODES = frozenset(
-    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
-)
-_CANCELLED = "TransactionCanceledException"
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 # Status codes of an answer that is not DynamoDB's (a proxy, a load balancer) that are worth a
 # retry; any other foreign answer means the endpoint is wrong.
 _TRANSIENT_FOREIGN_STATUSES = frozenset({500, 502, 503, 504})
@@ -116,21 +92,25 @@ def classify(answer: Answer) -> Failed | Cancelled | ConditionFailed | RuntimeEr
         return Failed(StoreErrorKind.MISCONFIGURED, f"{reason}, not DynamoDB", maybe_applied=False)
     code, message, body = error
     reason = f"dynamodb: {code}: {message}".rstrip(": ")
-    if code in _THROTTLING_CODES:
-        return Failed(StoreErrorKind.THROTTLED, reason, maybe_applied=False)
-    if code in _CONFLICT_CODES:
-        return Failed(StoreErrorKind.UNAVAILABLE, reason, maybe_applied=False)
-    if code in _MISCONFIGURED_CODES:
-        return Failed(StoreErrorKind.MISCONFIGURED, reason, maybe_applied=False)
-    if code == _CONDITION_FAILED:
-        return ConditionFailed(reason)
-    if code == _CANCELLED:
-        reasons = body.get("CancellationReasons")
-        if not reasons:  # one per action, always: without them nothing tells what happened
-            return RuntimeError("transaction cancelled without reasons")
-        return Cancelled([str(reason.get("Code", "None")) for reason in reasons])
-    if code in _SERVER_ERROR_CODES or answer.status >= 500:
-        return Failed(StoreErrorKind.UNAVAILABLE, reason, maybe_applied=True)
+    meaning = of_error_type(code)
+    if meaning is Meaning.UNKNOWN and answer.status >= 500:
+        meaning = Meaning.SERVER_ERROR
+    match meaning:
+        case Meaning.THROTTLED:
+            return Failed(StoreErrorKind.THROTTLED, reason, maybe_applied=False)
+        case Meaning.CONFLICT:
+            return Failed(StoreErrorKind.UNAVAILABLE, reason, maybe_applied=False)
+        case Meaning.MISCONFIGURED:
+            return Failed(StoreErrorKind.MISCONFIGURED, reason, maybe_applied=False)
+        case Meaning.CONDITION_FAILED:
+            return ConditionFailed(reason)
+        case Meaning.CANCELLED:
+            reasons = body.get("CancellationReasons")
+            if not reasons:  # one per action, always: without them nothing tells what happened
+                return RuntimeError("transaction cancelled without reasons")
+            return Cancelled([str(reason.get("Code", "None")) for reason in reasons])
+        case Meaning.SERVER_ERROR:
+            return Failed(StoreErrorKind.UNAVAILABLE, reason, maybe_applied=True)
     return RuntimeError(f"{reason} (HTTP {answer.status})")
 
 

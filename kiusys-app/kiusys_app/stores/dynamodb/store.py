@@ -6,25 +6,22 @@ route's one writer sends all that are waiting as one `TransactWriteItems`: the c
 all of them happen or none does. One transaction at a time per route and process is what
 keeps keyed records on a busy route from cancelling each other.
 
-The wire (signing, sending, classifying an answer) is `dynamodb_wire`; the retries and their
-budget are `dynamodb_retry`. aiodynamo's own client loop is not used: it retries a 500 and a
-dropped connection, which may repeat an applied write.
+The wire (signing, sending, classifying an answer) is `wire`, what DynamoDB's errors mean is
+`errors`, the retries and their budget are `retry`, and the per-route queues are `coalescer`.
+aiodynamo's own client loop is not used: it retries a 500 and a dropped connection, which may
+repeat an applied write.
 """
 
 import asyncio
 import contextlib
 import itertools
-import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiodynamo.credentials import Key
 
-from kiusys_app.stores import dynamodb_retry
-from kiusys_app.stores.aws_credentials import ChainCredentials
 from kiusys_app.stores.base import (
     CALL_BUDGET_SECONDS,
     IDEMPOTENCY_TTL_SECONDS,
@@ -35,9 +32,13 @@ from kiusys_app.stores.base import (
     StoreErrorKind,
     StoreObserver,
 )
-from kiusys_app.stores.dynamodb_regions import CounterItems
-from kiusys_app.stores.dynamodb_retry import Budget, backoff
-from kiusys_app.stores.dynamodb_wire import POOL_SIZE, Cancelled, ConditionFailed, Wire
+from kiusys_app.stores.dynamodb import retry
+from kiusys_app.stores.dynamodb.coalescer import Coalescer, Waiting, answer
+from kiusys_app.stores.dynamodb.credentials import ChainCredentials
+from kiusys_app.stores.dynamodb.errors import Meaning, of_reason, of_reasons
+from kiusys_app.stores.dynamodb.regions import CounterItems
+from kiusys_app.stores.dynamodb.retry import Budget, backoff
+from kiusys_app.stores.dynamodb.wire import POOL_SIZE, Cancelled, ConditionFailed, Wire
 
 # The seed's data model: hash key `flight-route` (S) and the counter `record` (N).
 ROUTE_ATTR = "flight-route"
@@ -52,10 +53,9 @@ WRITER_ATTR = "written-by"
 PROBE_KEY = "-readyz-"
 _NEVER = "attribute_exists(#key) AND attribute_not_exists(#key)"
 
-_CONDITION_FAILED = "ConditionalCheckFailed"
-_CONFLICT = "TransactionConflict"
-_THROTTLING_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
-_RETRIED_REASONS = _THROTTLING_REASONS | {_CONFLICT, "None", _CONDITION_FAILED}
+# A cancelled transaction is settled and sent again when each reason is one of these, and at
+# least one is not "None".
+_RETRIED = frozenset({Meaning.NONE, Meaning.CONDITION_FAILED, Meaning.CONFLICT, Meaning.THROTTLED})
 
 # Readiness's budget: under the kubelet's probe timeout (2 s), so that a slow or throttling
 # store answers the probe (ready) before the kubelet gives up on it (not ready).
@@ -66,16 +66,6 @@ MAX_ROUNDS = 6
 MAX_KEYS_PER_BATCH_GET = 100
 # One transaction holds at most 100 actions: the counter's, and one per key.
 MAX_KEYS_PER_TRANSACTION = 99
-
-
-@dataclass(slots=True, eq=False)
-class _Keyed:
-    """A keyed record waiting for its route's transaction; `writer` marks the key it writes."""
-
-    key: str
-    budget: Budget
-    answer: "asyncio.Future[RecordResult]"
-    writer: str = field(default_factory=lambda: secrets.token_hex(16))
 
 
 class DynamoDBStore:
@@ -109,9 +99,9 @@ class DynamoDBStore:
         self._monotonic = monotonic
         self._sleep = sleep
         self._observer = observer or NullObserver()
-        # Keyed records waiting per route, and the task that writes each route's.
-        self._waiting: dict[str, list[_Keyed]] = {}
-        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._keyed = Coalescer(
+            self._commit, max_batch=MAX_KEYS_PER_TRANSACTION, expired=self._transaction_outlived
+        )
 
     def _budget(self, seconds: float) -> Budget:
         return Budget(self._monotonic() + seconds, self._sleep, self._monotonic)
@@ -170,8 +160,7 @@ class DynamoDBStore:
             await self._call(action, payload, budget)
 
     async def aclose(self) -> None:
-        for writer in list(self._writers.values()):
-            writer.cancel()
+        await self._keyed.aclose()
         await self.wire.aclose()
 
     async def _call(
@@ -184,7 +173,7 @@ class DynamoDBStore:
         repeatable: bool = True,
     ) -> Any:
         """One call; `table`, for the operator's log, is the payload's own unless given."""
-        return await dynamodb_retry.call(
+        return await retry.call(
             self.wire.attempt,
             action,
             table or payload["TableName"],
@@ -278,52 +267,21 @@ class DynamoDBStore:
     # Keyed records: a queue per route, one writer per route, answers after the commit.
 
     async def _record_with_key(self, route: str, key: str, budget: Budget) -> RecordResult:
-        record = _Keyed(key, budget, asyncio.get_running_loop().create_future())
-        self._waiting.setdefault(route, []).append(record)
-        if route not in self._writers:
-            self._writers[route] = asyncio.create_task(self._write(route))
-        try:
-            async with asyncio.timeout(max(budget.left(), 0)):
-                return await asyncio.shield(record.answer)
-        except TimeoutError:
-            # Not yet sent, it never will be; sent, its condition makes a retry safe.
-            record.answer.cancel()
-            raise StoreError(
-                StoreErrorKind.UNAVAILABLE,
-                "dynamodb: the record's budget ended before its transaction did",
-                table=self._keys_table,
-                operation="TransactWriteItems",
-            ) from None
+        return await self._keyed.submit(route, key, budget)
 
-    async def _write(self, route: str) -> None:
-        try:
-            while batch := self._take(route):
-                await self._commit(route, batch)
-        finally:
-            del self._writers[route]
+    def _transaction_outlived(self) -> StoreError:
+        # Not yet sent, the record never will be; sent, its condition makes a retry safe.
+        return StoreError(
+            StoreErrorKind.UNAVAILABLE,
+            "dynamodb: the record's budget ended before its transaction did",
+            table=self._keys_table,
+            operation="TransactWriteItems",
+        )
 
-    def _take(self, route: str) -> list[_Keyed]:
-        """The route's next transaction: the records waiting, oldest first, one per key; a
-        second record of one key waits for the first's answer."""
-        batch: list[_Keyed] = []
-        later: list[_Keyed] = []
-        keys: set[str] = set()
-        for record in self._waiting.pop(route, []):
-            if record.answer.done():  # its caller gave up
-                continue
-            if record.key in keys or len(batch) == MAX_KEYS_PER_TRANSACTION:
-                later.append(record)
-            else:
-                keys.add(record.key)
-                batch.append(record)
-        if later:
-            self._waiting[route] = later
-        return batch
-
-    async def _commit(self, route: str, batch: list[_Keyed]) -> None:
+    async def _commit(self, route: str, batch: list[Waiting]) -> None:
         """Send `batch` as one transaction until every record in it has its answer."""
         budget = max((record.budget for record in batch), key=lambda budget: budget.deadline)
-        answered: list[tuple[_Keyed, bool]] = []  # each record, and whether it is a replay
+        answered: list[tuple[Waiting, bool]] = []  # each record, and whether it is a replay
         pending = batch
         try:
             for round_ in itertools.count(1):
@@ -336,15 +294,12 @@ class DynamoDBStore:
                     return
                 if not await self._pause_after(reasons, round_, budget):
                     raise self._persisting(reasons)
-        except Exception as error:  # each caller gets it: a bug is a 500 there
-            for record in pending:
-                _answer(record, error)
         finally:
             if answered:
                 await self._answer_with_count(route, answered, budget)
 
     async def _transact(
-        self, route: str, records: list[_Keyed], budget: Budget
+        self, route: str, records: list[Waiting], budget: Budget
     ) -> list[str] | None:
         """One transaction of `records`: None once committed, or why it was cancelled."""
         now = int(self._clock())
@@ -378,30 +333,31 @@ class DynamoDBStore:
     async def _settle(
         self,
         route: str,
-        records: list[_Keyed],
+        records: list[Waiting],
         reasons: list[str],
-        answered: list[tuple[_Keyed, bool]],
+        answered: list[tuple[Waiting, bool]],
         budget: Budget,
-    ) -> list[_Keyed]:
+    ) -> list[Waiting]:
         """After a cancellation: the records whose key was found written are answered (a
         replay, or this request's own earlier attempt); the rest are returned to send again."""
-        known = _RETRIED_REASONS.issuperset(reasons) and set(reasons) != {"None"}
+        meanings = of_reasons(reasons)
+        known = _RETRIED.issuperset(meanings) and meanings != {Meaning.NONE}
         if len(reasons) != 1 + len(records) or not known:
             raise RuntimeError(f"transaction cancelled: {reasons}")
         written = [
             record
             for record, reason in zip(records, reasons[1:], strict=True)
-            if reason == _CONDITION_FAILED
+            if of_reason(reason) is Meaning.CONDITION_FAILED
         ]
         replays = await asyncio.gather(*(self._replay(route, r, budget) for r in written))
         for record, replayed in zip(written, replays, strict=True):
             if isinstance(replayed, bool):
                 answered.append((record, replayed))
             else:
-                _answer(record, replayed)
+                answer(record, replayed)
         return [record for record in records if record not in written]
 
-    async def _replay(self, route: str, record: _Keyed, budget: Budget) -> bool | Exception:
+    async def _replay(self, route: str, record: Waiting, budget: Budget) -> bool | Exception:
         """Whether a key found written is a replay (False: this request wrote it, though its
         answer was lost); a mismatch or a failed read is the record's own outcome."""
         try:
@@ -424,14 +380,15 @@ class DynamoDBStore:
 
     async def _pause_after(self, reasons: list[str], round_: int, budget: Budget) -> bool:
         """Before sending again: a backoff after a conflict or throttling, none after replays."""
-        if _CONFLICT in reasons:
+        meanings = of_reasons(reasons)
+        if Meaning.CONFLICT in meanings:
             self._observer.conflict_retried()
-        elif not _THROTTLING_REASONS.intersection(reasons):
+        elif Meaning.THROTTLED not in meanings:
             return True
         return await budget.pause(backoff(round_ - 1))
 
     def _persisting(self, reasons: list[str]) -> StoreError:
-        throttled = _THROTTLING_REASONS.intersection(reasons)
+        throttled = Meaning.THROTTLED in of_reasons(reasons)
         return StoreError(
             StoreErrorKind.THROTTLED if throttled else StoreErrorKind.UNAVAILABLE,
             f"dynamodb: transaction cancelled {reasons}"
@@ -442,22 +399,13 @@ class DynamoDBStore:
         )
 
     async def _answer_with_count(
-        self, route: str, answered: list[tuple[_Keyed, bool]], budget: Budget
+        self, route: str, answered: list[tuple[Waiting, bool]], budget: Budget
     ) -> None:
         try:
             count = await self._get(route, budget)
         except Exception as error:  # applied, but unanswered: a keyed retry is safe; a bug, a 500
             for record, _ in answered:
-                _answer(record, error)
+                answer(record, error)
             return
         for record, replayed in answered:
-            _answer(record, RecordResult(count=count, replayed=replayed))
-
-
-def _answer(record: _Keyed, outcome: RecordResult | Exception) -> None:
-    if record.answer.done():  # its caller gave up
-        return
-    if isinstance(outcome, RecordResult):
-        record.answer.set_result(outcome)
-    else:
-        record.answer.set_exception(outcome)
+            answer(record, RecordResult(count=count, replayed=replayed))

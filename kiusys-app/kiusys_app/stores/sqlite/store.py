@@ -25,7 +25,7 @@ from kiusys_app.stores.base import (
     StoreErrorKind,
     StoreObserver,
 )
-from kiusys_app.stores.group_commit import ConnectionThread, GroupCommit
+from kiusys_app.stores.sqlite.group_commit import ConnectionThread, GroupCommit
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (

@@ -22,16 +22,16 @@ from botocore.exceptions import ClientError, CredentialRetrievalError
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from kiusys_app.stores import StoreError, StoreErrorKind
-from kiusys_app.stores import dynamodb as dynamodb_store
-from kiusys_app.stores.aws_credentials import (
+from kiusys_app.stores.dynamodb import DynamoDBStore
+from kiusys_app.stores.dynamodb import store as dynamodb_store
+from kiusys_app.stores.dynamodb.credentials import (
     LOOKUP_SPACING_SECONDS,
     RETRY_CAP_SECONDS,
     RETRY_FIRST_SECONDS,
     ChainCredentials,
     CredentialsError,
 )
-from kiusys_app.stores.dynamodb import DynamoDBStore
-from kiusys_app.stores.dynamodb_wire import Answer
+from kiusys_app.stores.dynamodb.wire import Answer
 from tests.app.conftest import Clock
 
 pytestmark = pytest.mark.anyio
@@ -321,14 +321,14 @@ async def test_a_refresh_failing_for_60_s_backs_off_logs_each_failure_and_stalls
     assert sts.lookups == 1
     clock.now += 6 * 60  # 14 minutes left: inside botocore's advisory window (15 minutes)
     sts.failing = True
-    caplog.set_level(logging.WARNING, logger="kiusys_app.stores.aws_credentials")
+    caplog.set_level(logging.WARNING, logger="kiusys_app.stores.dynamodb.credentials")
     slowest = 0.0
     for _ in range(60):
         slowest = max(slowest, *await concurrent_keys(credentials))
         await sts.idle()
         clock.now += 1
     failed = sts.lookups - 1
-    lines = [r.getMessage() for r in caplog.records if r.name.endswith("aws_credentials")]
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("credentials")]
     print(
         f"60 s of failing STS: {failed} lookups, the slowest of 1,200 calls {slowest * 1e3:.1f} ms"
     )
@@ -372,7 +372,7 @@ async def test_a_chain_that_found_nothing_is_asked_again_and_finds_keys_that_app
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="kiusys_app.stores.aws_credentials")
+    caplog.set_level(logging.WARNING, logger="kiusys_app.stores.dynamodb.credentials")
     credentials = ChainCredentials(clock=clock)
     assert await credentials.key() is None
     (line,) = caplog.records

@@ -1,0 +1,101 @@
+"""Per-route batches: calls on one route that arrive while its batch is in flight go out
+together as the route's next batch.
+
+Each route has a queue and at most one writer, a task on the event loop that takes what is
+waiting and commits it, until nothing is. The first call on a quiet route starts the writer, so
+it goes at once. The coalescer answers every caller whatever a commit does: what a commit
+raises is the outcome of each of its calls that it left unanswered, and the writer goes on with
+the next batch. A caller whose budget ends first is answered by `expired()`; a call of it not yet
+taken is never sent.
+"""
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from kiusys_app.stores.base import RecordResult
+from kiusys_app.stores.dynamodb.retry import Budget
+
+
+@dataclass(slots=True, eq=False)
+class Waiting:
+    """A call waiting for its route's batch; `writer` marks the key it writes."""
+
+    key: str
+    budget: Budget
+    answer: "asyncio.Future[RecordResult]"
+    writer: str = field(default_factory=lambda: secrets.token_hex(16))
+
+
+# Commits one route's batch and answers each of its calls.
+Commit = Callable[[str, list[Waiting]], Awaitable[None]]
+
+
+class Coalescer:
+    """Batches of at most `max_batch` calls per route, one call per key in a batch: a second
+    call of a key waits for the first one's answer."""
+
+    def __init__(self, commit: Commit, *, max_batch: int, expired: Callable[[], Exception]):
+        self._commit = commit
+        self._max_batch = max_batch
+        self._expired = expired
+        self._waiting: dict[str, list[Waiting]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+
+    async def submit(self, route: str, key: str, budget: Budget) -> RecordResult:
+        call = Waiting(key, budget, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(route, []).append(call)
+        if route not in self._writers:
+            self._writers[route] = asyncio.create_task(self._write(route))
+        try:
+            async with asyncio.timeout(max(budget.left(), 0)):
+                return await asyncio.shield(call.answer)
+        except TimeoutError:
+            # Not yet taken, it never will be; taken, its commit decides what a retry does.
+            call.answer.cancel()
+            raise self._expired() from None
+
+    async def aclose(self) -> None:
+        for writer in list(self._writers.values()):
+            writer.cancel()
+
+    async def _write(self, route: str) -> None:
+        try:
+            while batch := self._take(route):
+                try:
+                    await self._commit(route, batch)
+                    error: Exception = RuntimeError("the batch's commit left a call unanswered")
+                except Exception as raised:  # each caller gets it: a bug is a 500 there
+                    error = raised
+                for call in batch:
+                    answer(call, error)
+        finally:
+            del self._writers[route]
+
+    def _take(self, route: str) -> list[Waiting]:
+        """The route's next batch: the calls waiting, oldest first, one per key."""
+        batch: list[Waiting] = []
+        later: list[Waiting] = []
+        keys: set[str] = set()
+        for call in self._waiting.pop(route, []):
+            if call.answer.done():  # its caller gave up
+                continue
+            if call.key in keys or len(batch) == self._max_batch:
+                later.append(call)
+            else:
+                keys.add(call.key)
+                batch.append(call)
+        if later:
+            self._waiting[route] = later
+        return batch
+
+
+def answer(call: Waiting, outcome: RecordResult | Exception) -> None:
+    """Hand `call` its outcome, unless it has one or its caller gave up."""
+    if call.answer.done():
+        return
+    if isinstance(outcome, RecordResult):
+        call.answer.set_result(outcome)
+    else:
+        call.answer.set_exception(outcome)
