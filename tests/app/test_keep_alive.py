@@ -15,6 +15,7 @@ import httpx
 import pytest
 import urllib3
 
+from kiusys_app.api.observability import KEEP_ALIVE_SECONDS
 from kiusys_app.serve import HEADER_READ_TIMEOUT_MS
 from tests.support.processes import AppServer, app_process
 
@@ -84,3 +85,40 @@ def test_a_client_that_stops_half_way_through_its_headers_is_cut_off_within_6_s(
     assert closed == b""
     assert cut_off_after < 6
     assert count == {"AR1133": 0}
+
+
+def answer_to(server: AppServer, request: bytes) -> tuple[str, bool]:
+    """The status line and headers the server answers to one raw request, and whether it kept
+    the connection open for a second after its answer."""
+    with socket.create_connection(address(server), timeout=1) as sock:
+        sock.sendall(request)
+        received = b""
+        try:
+            while chunk := sock.recv(4096):
+                received += chunk
+            kept_open = False
+        except TimeoutError:
+            kept_open = True
+    return received.partition(b"\r\n\r\n")[0].decode("latin-1").lower(), kept_open
+
+
+@pytest.mark.parametrize(
+    ("version", "connection", "kept_alive"),
+    [
+        ("1.1", "", True),
+        ("1.1", "Connection: close\r\n", False),
+        ("1.0", "", False),
+        ("1.0", "Connection: keep-alive\r\n", True),
+    ],
+    ids=["1.1", "1.1-close", "1.0", "1.0-keep-alive"],
+)
+def test_a_kept_alive_answer_says_when_the_server_will_close(
+    server: AppServer, version: str, connection: str, kept_alive: bool
+) -> None:
+    request = f"GET /healthz HTTP/{version}\r\nHost: x\r\n{connection}\r\n".encode()
+    head, kept_open = answer_to(server, request)
+    assert head.startswith(f"http/{version} 200"), head
+    assert kept_open == kept_alive
+    hint = f"\r\nkeep-alive: timeout={KEEP_ALIVE_SECONDS}\r\n"
+    assert (hint in f"{head}\r\n") == kept_alive, head
+    assert KEEP_ALIVE_SECONDS < HEADER_READ_TIMEOUT_MS / 1000, "the hint ends before the close"
