@@ -5,7 +5,9 @@ log, metrics, the request limits). DynamoDB cases call an instant DynamoDB stand
 measure the service's own cost, not an emulator's; a moto pass afterwards checks exactness
 under 3 workers, for ours and for the seed's query+put. Ablation cases take one feature out.
 The contention cases send 400 records to one route and to 400 routes through the contention
-layer (DynamoDB's transaction conflicts, which moto lacks) and compare their rates.
+layer (DynamoDB's transaction conflicts, which moto lacks) and compare their rates; the item
+limit cases send 1,000 plain records to one route and to 1,000 routes behind a per-item write
+limit of 200 a second (a partition's limit, which moto lacks, scaled to this machine).
 
 Usage: python -m bench.run   (BENCH_DURATION seconds per run, BENCH_RUNS runs per case)
 Writes a Markdown table to stdout and JSON to .bench/results.json.
@@ -36,6 +38,7 @@ import httpx
 from kiusys_app.stores.sqlite import SQLiteStore
 from tests.support.aws import FAKE_CREDENTIALS, create_tables, dynamodb
 from tests.support.contention_proxy import contention_proxy
+from tests.support.item_limit_proxy import item_limit_proxy
 from tests.support.processes import (
     KIUSYS_APP,
     REPO_ROOT,
@@ -420,28 +423,72 @@ def contention_cases() -> list[Case]:
     with moto_server() as emulator, contention_proxy(emulator.url, hold=0.01) as proxy:
         client = dynamodb(emulator.url)
         create_tables(client)
-        env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": proxy.url, **WITH_KEYS}
-        with serving("kiusys_app.main:app", env, workers=3) as (url, _):
-            for kind in ("keyed", "plain"):
-                hot = Case(f"{CONTENDED_RECORDS} {kind} records, 1 route (contention layer)")
-                spread = Case(f"{CONTENDED_RECORDS} {kind} records, {CONTENDED_RECORDS} routes")
-                rates: dict[str, list[float]] = {hot.name: [], spread.name: []}
-                for round_ in range(CONTENDED_ROUNDS):
-                    for case, routes in ((hot, 1), (spread, CONTENDED_RECORDS)):
-                        paths = [
-                            f"/v1/routes/{route_name(round_ * CONTENDED_RECORDS + n % routes)}/transactions"
-                            for n in range(CONTENDED_RECORDS)
-                        ]
-                        fresh_tables(client)  # moto copies a whole table per action
-                        rates[case.name].append(burst(case, url, paths, kind == "keyed", client))
-                for case in (hot, spread):
-                    case.rps = statistics.median(rates[case.name])
-                assert hot.rps is not None
-                assert spread.rps is not None
-                hot.notes.append(f"{hot.rps / spread.rps:.2f} x the spread rate")
-                hot.notes.append(f"conflicts refused so far: {dict(proxy.refused)}")
-                cases += [hot, spread]
+        for kind in ("keyed", "plain"):
+            cases += hot_and_spread(
+                client,
+                proxy.url,
+                kind,
+                CONTENDED_RECORDS,
+                CONTENDED_RECORDS,
+                "contention layer",
+            )
+            cases[-2].notes.append(f"conflicts refused so far: {dict(proxy.refused)}")
     return cases
+
+
+# The per-item write limit of `make bench`: under what this machine's moto can take, so that one
+# route can exceed it (DynamoDB's is 1,000 write units a second).
+BENCH_ITEM_WRITES_PER_SECOND = 200
+LIMITED_RECORDS = 1000
+
+
+def item_limit_cases() -> list[Case]:
+    """1,000 plain records from 50 clients, 3 workers on moto behind a per-item limit of 200
+    writes a second: all on one route, and spread over 1,000 routes. (No transactions: the
+    conflict rules would not act.)"""
+    with (
+        moto_server() as emulator,
+        item_limit_proxy(emulator.url, BENCH_ITEM_WRITES_PER_SECOND) as limit,
+    ):
+        client = dynamodb(emulator.url)
+        create_tables(client)
+        cases = hot_and_spread(
+            client,
+            limit.url,
+            "plain",
+            LIMITED_RECORDS,
+            LIMITED_RECORDS,
+            f"per-item limit {BENCH_ITEM_WRITES_PER_SECOND}/s",
+        )
+        cases[0].notes.append(f"throttled by the limit: {dict(limit.refused)}")
+    return cases
+
+
+def hot_and_spread(
+    client: Any, endpoint: str, kind: str, records: int, routes: int, layer: str
+) -> list[Case]:
+    """`records` records of `kind` (keyed or plain) through `endpoint`, 3 workers: all on one
+    route, and over `routes` routes, in alternate rounds on moto's tables (`client`) emptied."""
+    hot = Case(f"{records} {kind} records, 1 route ({layer})")
+    spread = Case(f"{records} {kind} records, {routes} routes ({layer})")
+    rates: dict[str, list[float]] = {hot.name: [], spread.name: []}
+    env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": endpoint, **WITH_KEYS}
+    with serving("kiusys_app.main:app", env, workers=3) as (url, _):
+        for round_ in range(CONTENDED_ROUNDS):
+            for case, spread_over in ((hot, 1), (spread, routes)):
+                paths = [
+                    f"/v1/routes/{route_name(round_ * records + n % spread_over)}/transactions"
+                    for n in range(records)
+                ]
+                fresh_tables(client)  # moto copies a whole table per action
+                rates[case.name].append(burst(case, url, paths, kind == "keyed", client))
+    for case in (hot, spread):
+        case.rps = statistics.median(rates[case.name])
+        case.notes.append(f"not acknowledged: {(case.sent or 0) - (case.acknowledged or 0)}")
+    assert hot.rps is not None
+    assert spread.rps is not None
+    hot.notes.append(f"{hot.rps / spread.rps:.2f} x the spread rate")
+    return [hot, spread]
 
 
 def burst(case: Case, url: str, paths: list[str], keyed: bool, client: Any) -> float:
@@ -550,7 +597,7 @@ def main() -> None:
     OUTPUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, dynamodb_standin() as standin:
         timed = timed_cases(Path(tmp), standin)
-    cases = [*timed, *moto_exactness(), *contention_cases()]
+    cases = [*timed, *moto_exactness(), *contention_cases(), *item_limit_cases()]
     bare = cases[0]
     assert bare.rps
     assert bare.cpu_us_per_request

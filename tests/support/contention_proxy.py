@@ -25,8 +25,8 @@ from aiohttp import web
 from tests.support.aws import KEYS_TABLE, TABLE
 from tests.support.proxy_server import Served, proxy_server
 
-_ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
-_SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
 # The key attribute of each table, to tell which item a write touches.
 SERVICE_KEYS = {TABLE: "flight-route", KEYS_TABLE: "idempotency-key"}
 
@@ -42,15 +42,15 @@ class ContentionProxy:
     committed: int = 0
 
 
-def _item(keys: Mapping[str, str], spec: dict[str, Any]) -> Item:
+def item_of(keys: Mapping[str, str], spec: dict[str, Any]) -> Item:
     """The item that a write's or a transaction action's spec touches."""
     table = spec["TableName"]
     attributes = spec["Key"] if "Key" in spec else spec["Item"]
     return table, json.dumps(attributes[keys[table]], sort_keys=True)
 
 
-def _refusal(code: str, **extra: Any) -> web.Response:
-    body = {"__type": _ERROR_PREFIX + code, "message": code, **extra}
+def refusal(code: str, **extra: Any) -> web.Response:
+    body = {"__type": ERROR_PREFIX + code, "message": code, **extra}
     return web.Response(
         status=400, body=json.dumps(body), content_type="application/x-amz-json-1.0"
     )
@@ -68,12 +68,12 @@ def contention_proxy(
         request: web.Request, served: Served, body: bytes, payload: dict[str, Any]
     ) -> web.Response:
         items = [
-            _item(keys, spec) for action in payload["TransactItems"] for spec in action.values()
+            item_of(keys, spec) for action in payload["TransactItems"] for spec in action.values()
         ]
         if locked.intersection(items):
             proxy.refused["TransactionCanceledException"] += 1
             reasons = [{"Code": "TransactionConflict" if i in locked else "None"} for i in items]
-            return _refusal("TransactionCanceledException", CancellationReasons=reasons)
+            return refusal("TransactionCanceledException", CancellationReasons=reasons)
         locked.update(items)
         try:
             await asyncio.sleep(hold)
@@ -89,9 +89,9 @@ def contention_proxy(
         payload = json.loads(body)
         if action == "TransactWriteItems":
             return await transact(request, served, body, payload)
-        if action in _SINGLE_WRITES and _item(keys, payload) in locked:
+        if action in SINGLE_WRITES and item_of(keys, payload) in locked:
             proxy.refused["TransactionConflictException"] += 1
-            return _refusal("TransactionConflictException")
+            return refusal("TransactionConflictException")
         return await served.forward(request, body)
 
     with proxy_server(target, forward) as served:
