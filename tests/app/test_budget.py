@@ -186,8 +186,9 @@ async def test_a_record_that_waited_for_a_pooled_connection_is_never_outcome_unk
     aws: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The only connection is held by the first record for its whole attempt (2 s); the second
-    # has a budget of 1 s, all of it spent waiting for that connection.
+    # The only connection is held by the first record for its whole attempt (2 s); the second,
+    # on another route (one route's records wait in its queue, not for a connection), has a
+    # budget of 1 s, all of it spent waiting for that connection.
     with delaying_proxy(moto_url, "UpdateItem", hold=3.0) as proxy:
         store = moto_store(endpoint_url=proxy.url, pool_size=1)
         try:
@@ -196,7 +197,7 @@ async def test_a_record_that_waited_for_a_pooled_connection_is_never_outcome_unk
             monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", SHORT_BUDGET)
             started = time.monotonic()
             with pytest.raises(StoreError) as second:
-                await store.record("AR1133")
+                await store.record("LA0001")
             took = time.monotonic() - started
             held, _ = await first
         finally:
@@ -210,6 +211,7 @@ async def test_a_record_that_waited_for_a_pooled_connection_is_never_outcome_unk
     assert took < SHORT_BUDGET + 0.5, "the wait for a connection ends with the budget"
     stored = aws.get_item(TableName=TABLE, Key={"flight-route": {"S": "AR1133"}})["Item"]
     assert stored["record"]["N"] == "1"
+    assert "Item" not in aws.get_item(TableName=TABLE, Key={"flight-route": {"S": "LA0001"}})
 
 
 @pytest.fixture

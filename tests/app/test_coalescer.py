@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kiusys_app.stores import RecordResult
-from kiusys_app.stores.dynamodb.coalescer import Coalescer, Waiting, answer
+from kiusys_app.stores.dynamodb.coalescer import Coalescer, Waiting, answer, oldest
 from kiusys_app.stores.dynamodb.retry import Budget
 
 pytestmark = pytest.mark.anyio
@@ -122,3 +122,20 @@ async def test_routes_are_batched_apart() -> None:
     commits.release.set()
     await asyncio.gather(*calls)
     await batches.aclose()
+
+
+async def test_a_call_taken_into_a_batch_waits_for_its_commit_past_its_own_budget() -> None:
+    """The commit runs within its oldest call's budget, so it ends in time; a call taken into it
+    may have been applied, and is answered with the commit's outcome, not as expired."""
+    commits = Commits(hold=True)
+    batches = coalescer(commits)
+    call = asyncio.create_task(batches.submit("AR1133", "a", budget(0.05)))
+    await asyncio.sleep(0.2)
+    assert not call.done(), "taken: it waits for its commit"
+    commits.release.set()
+    assert await call == RecordResult(1)
+
+
+async def test_a_batch_commits_within_its_oldest_calls_budget() -> None:
+    first, later = budget(1.0), budget(5.0)
+    assert oldest([Waiting("b", later, None), Waiting("a", first, None)]) is first  # type: ignore[arg-type]

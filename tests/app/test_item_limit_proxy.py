@@ -3,6 +3,7 @@ throttles them, and nothing throttled is applied (a test clock moves time); and 
 it."""
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -84,23 +85,49 @@ def test_a_transaction_takes_two_units_an_item_and_is_cancelled_whole_when_one_i
 
 
 @pytest.mark.anyio
-async def test_the_store_behind_the_limit_retries_throttled_records_and_counts_each_once(
+async def test_the_store_tries_a_throttled_record_again_within_its_budget(
     moto_store: Callable[..., DynamoDBStore], moto_url: str, aws: Any
 ) -> None:
-    """50 plain records at once on one route whose item takes 20 writes a second (20 at once,
-    then 1.5 s for the rest): the store tries each throttled one again within its 5 s budget,
-    as nothing of it was applied."""
+    """5 records one after another on an item that takes 2 writes a second: the third to fifth
+    are throttled and tried again (nothing of them was applied) until a unit refills."""
+    with item_limit_proxy(moto_url, writes_per_second=2) as proxy:
+        store = moto_store(endpoint_url=proxy.url)
+        try:
+            counts = [(await store.record("AR1133")).count for _ in range(5)]
+        finally:
+            await store.aclose()
+    assert proxy.refused["ProvisionedThroughputExceededException"] > 0, "the limit bound"
+    assert counts == [1, 2, 3, 4, 5]
+    assert count(aws, "AR1133") == 5, "each record once"
+
+
+async def arriving(store: DynamoDBStore, waves: int, each: int) -> list[RecordResult]:
+    """`each` records on one route every 10 ms, `waves` times; their outcomes."""
+    calls = []
+    for _ in range(waves):
+        calls += [asyncio.create_task(store.record("AR1133")) for _ in range(each)]
+        await asyncio.sleep(0.01)
+    return await asyncio.gather(*calls)
+
+
+@pytest.mark.anyio
+async def test_records_waiting_on_one_route_share_a_write_and_pass_the_items_limit(
+    moto_store: Callable[..., DynamoDBStore], moto_url: str, aws: Any
+) -> None:
+    """400 plain records arriving over 1 s on one route whose item takes 20 writes a second:
+    those that wait while the route's write is out (or throttled) go as one `ADD n`, so the
+    route carries far more records a second than its item takes writes."""
     with item_limit_proxy(moto_url, writes_per_second=20) as proxy:
         store = moto_store(endpoint_url=proxy.url)
         try:
-            outcomes = await asyncio.gather(
-                *(store.record("AR1133") for _ in range(50)), return_exceptions=True
-            )
+            started = time.monotonic()
+            outcomes = await arriving(store, waves=100, each=4)
+            took = time.monotonic() - started
         finally:
             await store.aclose()
-    acknowledged = [o.count for o in outcomes if isinstance(o, RecordResult)]
-    print(f"{len(acknowledged)} acknowledged, {proxy.refused} throttled on the way")
-    assert proxy.refused["ProvisionedThroughputExceededException"] > 0, "the limit bound"
-    assert [o for o in outcomes if not isinstance(o, RecordResult)] == []
-    assert sorted(acknowledged) == list(range(1, 51)), "distinct counts"
-    assert count(aws, "AR1133") == 50, "each record once"
+    writes = proxy.units[TABLE]
+    print(f"400 records in {took:.2f} s: {writes} writes, {dict(proxy.refused)}")
+    assert sorted(o.count for o in outcomes) == list(range(1, 401)), "distinct counts"
+    assert count(aws, "AR1133") == 400, "each record once"
+    assert writes <= 20 + 20 * took, "the item's limit held"
+    assert 400 / took >= 3 * 20, "the route carried at least 3 x its item's writes a second"

@@ -173,7 +173,7 @@ async def test_a_record_whose_budget_ends_while_it_waits_is_never_sent(
     error = failed.value
     assert (error.kind, error.reason, error.table, error.operation) == (
         StoreErrorKind.UNAVAILABLE,
-        "dynamodb: the record's budget ended before its transaction did",
+        "dynamodb: the record's budget ended before its transaction was sent",
         KEYS_TABLE,
         "TransactWriteItems",
     ), "a keyed retry is safe"

@@ -5,8 +5,9 @@ Each route has a queue and at most one writer, a task on the event loop that tak
 waiting and commits it, until nothing is. The first call on a quiet route starts the writer, so
 it goes at once. The coalescer answers every caller whatever a commit does: what a commit
 raises is the outcome of each of its calls that it left unanswered, and the writer goes on with
-the next batch. A caller whose budget ends first is answered by `expired()`; a call of it not yet
-taken is never sent.
+the next batch. A commit runs within its oldest call's budget, so it ends before any of its
+calls' own. A call whose budget ends before it is taken into a batch is never sent, and is
+answered by `expired()`.
 """
 
 import asyncio
@@ -20,30 +21,34 @@ from kiusys_app.stores.dynamodb.retry import Budget
 
 @dataclass(slots=True, eq=False)
 class Waiting:
-    """A call waiting for its route's batch; `writer` marks the key it writes."""
+    """A call waiting for its route's batch: its idempotency key (None: a plain record), and
+    `writer`, which marks the key it writes; `taken` once it is in a batch."""
 
-    key: str
+    key: str | None
     budget: Budget
     answer: "asyncio.Future[RecordResult]"
     writer: str = field(default_factory=lambda: secrets.token_hex(16))
+    taken: bool = False
 
 
-# Commits one route's batch and answers each of its calls.
+# Commits one route's batch, within `oldest(batch)`, and answers each of its calls.
 Commit = Callable[[str, list[Waiting]], Awaitable[None]]
 
 
 class Coalescer:
-    """Batches of at most `max_batch` calls per route, one call per key in a batch: a second
-    call of a key waits for the first one's answer."""
+    """Batches of at most `max_batch` calls per route (None: no bound), one call per key in a
+    batch: a second call of a key waits for the first one's answer."""
 
-    def __init__(self, commit: Commit, *, max_batch: int, expired: Callable[[], Exception]):
+    def __init__(
+        self, commit: Commit, *, max_batch: int | None, expired: Callable[[], Exception]
+    ) -> None:
         self._commit = commit
         self._max_batch = max_batch
         self._expired = expired
         self._waiting: dict[str, list[Waiting]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
 
-    async def submit(self, route: str, key: str, budget: Budget) -> RecordResult:
+    async def submit(self, route: str, key: str | None, budget: Budget) -> RecordResult:
         call = Waiting(key, budget, asyncio.get_running_loop().create_future())
         self._waiting.setdefault(route, []).append(call)
         if route not in self._writers:
@@ -52,9 +57,10 @@ class Coalescer:
             async with asyncio.timeout(max(budget.left(), 0)):
                 return await asyncio.shield(call.answer)
         except TimeoutError:
-            # Not yet taken, it never will be; taken, its commit decides what a retry does.
-            call.answer.cancel()
-            raise self._expired() from None
+            if not call.taken:
+                call.answer.cancel()  # it never will be
+                raise self._expired() from None
+        return await call.answer  # its batch's commit ends within the batch's oldest budget
 
     async def aclose(self) -> None:
         for writer in list(self._writers.values()):
@@ -84,11 +90,18 @@ class Coalescer:
             if call.key in keys or len(batch) == self._max_batch:
                 later.append(call)
             else:
-                keys.add(call.key)
+                if call.key is not None:
+                    keys.add(call.key)
+                call.taken = True
                 batch.append(call)
         if later:
             self._waiting[route] = later
         return batch
+
+
+def oldest(batch: list[Waiting]) -> Budget:
+    """The budget a batch's commit runs within: the one that ends first."""
+    return min((call.budget for call in batch), key=lambda budget: budget.deadline)
 
 
 def answer(call: Waiting, outcome: RecordResult | Exception) -> None:

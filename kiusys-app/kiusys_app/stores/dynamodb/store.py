@@ -1,10 +1,13 @@
 """The DynamoDB store: atomic counters, and exactly-once records through transactions.
 
-A plain record is one `UpdateItem ADD 1`. Keyed records wait in a queue per route, and the
-route's one writer sends all that are waiting as one `TransactWriteItems`: the counter's
-`ADD n` and one conditional `Put` per key (written only if it is new or expired), so either
-all of them happen or none does. One transaction at a time per route and process is what
-keeps keyed records on a busy route from cancelling each other.
+Records wait in a queue per route (plain and keyed apart), and each queue's one writer sends
+all that are waiting as one write; the first record on a quiet route goes at once. Plain
+records are one `UpdateItem ADD n`, and each is answered with the count before it plus its
+place in the batch, so the answers stay distinct and increasing. Keyed records are one
+`TransactWriteItems`: the counter's `ADD n` and one conditional `Put` per key (written only if
+it is new or expired), so either all of them happen or none does. One write at a time per
+route and process keeps a busy route's writes to one item fewer than its records (a partition
+takes 1,000 write units a second), and keeps keyed records from cancelling each other.
 
 The wire (signing, sending, classifying an answer) is `wire`, what DynamoDB's errors mean is
 `errors`, the retries and their budget are `retry`, and the per-route queues are `coalescer`.
@@ -33,7 +36,7 @@ from kiusys_app.stores.base import (
     StoreObserver,
 )
 from kiusys_app.stores.dynamodb import retry
-from kiusys_app.stores.dynamodb.coalescer import Coalescer, Waiting, answer
+from kiusys_app.stores.dynamodb.coalescer import Coalescer, Waiting, answer, oldest
 from kiusys_app.stores.dynamodb.credentials import ChainCredentials
 from kiusys_app.stores.dynamodb.errors import Meaning, of_reason, of_reasons
 from kiusys_app.stores.dynamodb.regions import CounterItems
@@ -99,6 +102,7 @@ class DynamoDBStore:
         self._monotonic = monotonic
         self._sleep = sleep
         self._observer = observer or NullObserver()
+        self._plain = Coalescer(self._add, max_batch=None, expired=self._add_outlived)
         self._keyed = Coalescer(
             self._commit, max_batch=MAX_KEYS_PER_TRANSACTION, expired=self._transaction_outlived
         )
@@ -160,6 +164,7 @@ class DynamoDBStore:
             await self._call(action, payload, budget)
 
     async def aclose(self) -> None:
+        await self._plain.aclose()
         await self._keyed.aclose()
         await self.wire.aclose()
 
@@ -193,17 +198,34 @@ class DynamoDBStore:
             "ExpressionAttributeValues": {":by": {"N": str(by)}},
         }
 
+    # Plain records: a queue per route, one `ADD n` at a time.
+
     async def _record(self, route: str, budget: Budget) -> RecordResult:
+        return await self._plain.submit(route, None, budget)
+
+    def _add_outlived(self) -> StoreError:
+        return StoreError(
+            StoreErrorKind.UNAVAILABLE,
+            "dynamodb: the record's budget ended before its write was sent",
+            table=self._table,
+            operation="UpdateItem",
+        )
+
+    async def _add(self, route: str, batch: list[Waiting]) -> None:
+        """One `ADD n` for the batch; what it raises is each record's outcome (an ambiguous
+        write, never resent, is "outcome unknown")."""
+        budget = oldest(batch)
         # The other regions' items first: a failed read leaves nothing written.
         others = await self._counts(self._items.others(route), budget)
         response = await self._call(
             "UpdateItem",
-            {**self._increment(self._items.own(route), 1), "ReturnValues": "UPDATED_NEW"},
+            {**self._increment(self._items.own(route), len(batch)), "ReturnValues": "UPDATED_NEW"},
             budget,
             repeatable=False,
         )
-        own = int(response["Attributes"][COUNT_ATTR]["N"])
-        return RecordResult(count=own + sum(others.values()))
+        before = int(response["Attributes"][COUNT_ATTR]["N"]) + sum(others.values()) - len(batch)
+        for place, record in enumerate(batch, 1):
+            answer(record, RecordResult(count=before + place))
 
     async def _get(self, route: str, budget: Budget) -> int:
         items = self._items.every(route)
@@ -270,17 +292,16 @@ class DynamoDBStore:
         return await self._keyed.submit(route, key, budget)
 
     def _transaction_outlived(self) -> StoreError:
-        # Not yet sent, the record never will be; sent, its condition makes a retry safe.
         return StoreError(
             StoreErrorKind.UNAVAILABLE,
-            "dynamodb: the record's budget ended before its transaction did",
+            "dynamodb: the record's budget ended before its transaction was sent",
             table=self._keys_table,
             operation="TransactWriteItems",
         )
 
     async def _commit(self, route: str, batch: list[Waiting]) -> None:
         """Send `batch` as one transaction until every record in it has its answer."""
-        budget = max((record.budget for record in batch), key=lambda budget: budget.deadline)
+        budget = oldest(batch)
         answered: list[tuple[Waiting, bool]] = []  # each record, and whether it is a replay
         pending = batch
         try:
