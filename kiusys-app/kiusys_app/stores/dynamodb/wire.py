@@ -1,7 +1,7 @@
 """DynamoDB's wire: one signed attempt of one call, and what its answer means.
 
-Each attempt is DynamoDB's JSON protocol over aiohttp on the event loop, signed by aiodynamo's
-SigV4 signer with the key that the credentials source holds. An attempt either returns the
+Each attempt is DynamoDB's JSON protocol over aiohttp on the event loop, signed (`signer`) with
+the key that the credentials source holds. An attempt either returns the
 answer's JSON or raises one of the exceptions below, which say whether the request may have
 been applied (`errors` says what each of DynamoDB's error types means); `retry` decides what
 to do about it.
@@ -16,12 +16,13 @@ from typing import Any
 
 import aiohttp
 from aiodynamo.credentials import Key
-from aiodynamo.sign import Request, signed_dynamo_request
+from aiodynamo.sign import Request
 from yarl import URL
 
 from kiusys_app.stores.base import StoreErrorKind
 from kiusys_app.stores.dynamodb.credentials import CredentialsError
 from kiusys_app.stores.dynamodb.errors import Meaning, of_error_type
+from kiusys_app.stores.dynamodb.signer import Signer
 
 # Status codes of an answer that is not DynamoDB's (a proxy, a load balancer) that are worth a
 # retry; any other foreign answer means the endpoint is wrong.
@@ -130,8 +131,7 @@ class Wire:
         tls: ssl.SSLContext,
         pool_size: int = POOL_SIZE,
     ) -> None:
-        self._region = region
-        self._endpoint = URL(endpoint_url)
+        self._signer = Signer(region, URL(endpoint_url))
         self._key = credentials
         self._tls = tls
         self._pool_size = pool_size
@@ -157,9 +157,7 @@ class Wire:
                 "dynamodb: no AWS credentials found",
                 maybe_applied=False,
             )
-        request = signed_dynamo_request(
-            key=key, payload=payload, action=action, region=self._region, endpoint=self._endpoint
-        )
+        request = self._signer.sign(key, action, payload)
         try:
             async with asyncio.timeout(ends - loop.time()):
                 await self._pool.acquire()
