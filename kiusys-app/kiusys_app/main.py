@@ -72,8 +72,12 @@ def create_app(settings: Settings) -> FastAPI:
     hot_path.add_hot_routes(
         app.router.routes,
         {
-            paths.SAVE_TRANSACTION: legacy.saved,
-            paths.ROUTE_TRANSACTIONS: v1.recorded,
+            ("POST", paths.SAVE_TRANSACTION): hot_path.recording(legacy.saved),
+            ("POST", paths.ROUTE_TRANSACTIONS): hot_path.recording(v1.recorded),
+            ("GET", paths.GET_TRANSACTION): hot_path.checking(legacy.counted),
+            ("POST", paths.GET_TRANSACTION): hot_path.checking(legacy.counted),
+            ("GET", paths.ROUTE_TRANSACTIONS): hot_path.checking(v1.counted),
+            ("GET", paths.TRANSACTIONS): hot_path.checking_many(v1.MAX_BATCH_ROUTES),
         },
     )
     add_docs(app)

@@ -1,4 +1,4 @@
-"""The record calls' hot path answers exactly as the FastAPI routes behind it would.
+"""The record and check calls' hot path answers exactly as the FastAPI routes behind it would.
 
 Each call is sent to the app, and to the same app with its hot routes taken out, each on a
 fresh store; status, body and headers (but the request id) must match. Valid calls must not
@@ -18,6 +18,23 @@ from kiusys_app.api import hot_path
 from tests.support.app import sqlite_settings, started_app
 
 RECORD_PATHS = ["/save-transaction/{}", "/v1/routes/{}/transactions"]
+CHECKS = [
+    ("GET", "/get-transaction/{}"),
+    ("POST", "/get-transaction/{}"),
+    ("GET", "/v1/routes/{}/transactions"),
+]
+BATCH_QUERIES = [
+    "route=AR1133",
+    "route=ar1133&route=AR1133&route=LA0001",
+    "route=AR1133&other=1",
+    "route=",
+    "route=AR-1133",
+    "",
+    "other=AR1133",
+    "&".join(["route=AR1133"] * 100),
+    "&".join(["route=AR1133"] * 101),
+    "route=AR1133&route",
+]
 ROUTES = ["AR1133", "ar1133", "G31234", "1133", "AR-1133", "ÄR1133", "AR11334567", "%20"]
 KEYS: list[list[tuple[str, str]]] = [
     [],
@@ -34,7 +51,7 @@ def without_hot_routes(app: FastAPI) -> FastAPI:
     app.router.routes[:] = [
         route
         for route in app.router.routes
-        if not isinstance(getattr(route, "app", None), hot_path._HotRecord)
+        if not isinstance(getattr(route, "app", None), hot_path._HotRoute)
     ]
     return app
 
@@ -51,8 +68,10 @@ def clients(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient]]:
         yield hot, plain
 
 
-def answer(client: TestClient, path: str, headers: list[tuple[str, str]]) -> Any:
-    response = client.post(path, headers=headers)
+def answer(
+    client: TestClient, path: str, headers: list[tuple[str, str]], method: str = "POST"
+) -> Any:
+    response = client.request(method, path, headers=headers)
     shown = {k: v for k, v in response.headers.items() if k not in {"x-request-id", "date"}}
     return response.status_code, response.content, shown
 
@@ -68,6 +87,21 @@ def test_every_record_call_is_answered_as_the_fastapi_route_answers_it(
             for _ in range(2):
                 url = path.format(route)
                 assert answer(hot, url, headers) == answer(plain, url, headers), (url, headers)
+
+
+def test_every_check_is_answered_as_the_fastapi_route_answers_it(
+    clients: tuple[TestClient, TestClient],
+) -> None:
+    for client in clients:
+        for _ in range(3):
+            assert client.post("/save-transaction/AR1133").is_success
+    for method, path in CHECKS:
+        for route in ROUTES:
+            url = path.format(route)
+            assert answer(clients[0], url, [], method) == answer(clients[1], url, [], method), url
+    for query in BATCH_QUERIES:
+        url = f"/v1/transactions?{query}"
+        assert answer(clients[0], url, [], "GET") == answer(clients[1], url, [], "GET"), url
 
 
 @pytest.fixture
@@ -97,9 +131,22 @@ def test_valid_calls_skip_fastapis_parameter_solving_and_others_do_not(
     assert solved == [path.format("AR-1133"), path.format("AR1133")]
 
 
+def test_valid_checks_skip_fastapis_parameter_solving_and_others_do_not(
+    clients: tuple[TestClient, TestClient], solved: list[str]
+) -> None:
+    hot, _ = clients
+    for method, path in CHECKS:
+        assert hot.request(method, path.format("ar1133")).is_success
+    assert hot.get("/v1/transactions?route=AR1133&route=LA0001").is_success
+    assert solved == []
+    assert hot.get("/v1/routes/AR-1133/transactions").status_code == 422
+    assert hot.get("/v1/transactions?route=AR-1133").status_code == 422
+    assert solved == ["/v1/routes/AR-1133/transactions", "/v1/transactions"]
+
+
 def test_the_schema_is_the_same_with_and_without_hot_routes(
     clients: tuple[TestClient, TestClient],
 ) -> None:
     hot, plain = clients
     assert hot.get("/openapi.json").json() == plain.get("/openapi.json").json()
-    assert len(hot.app.router.routes) == len(plain.app.router.routes) + 2  # type: ignore[attr-defined]
+    assert len(hot.app.router.routes) == len(plain.app.router.routes) + 6  # type: ignore[attr-defined]
