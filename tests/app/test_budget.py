@@ -214,6 +214,37 @@ async def test_a_record_that_waited_for_a_pooled_connection_is_never_outcome_unk
     assert "Item" not in aws.get_item(TableName=TABLE, Key={"flight-route": {"S": "LA0001"}})
 
 
+async def test_a_plain_record_whose_budget_ends_in_its_routes_queue_is_never_sent(
+    moto_store: Callable[..., DynamoDBStore],
+    moto_url: str,
+    aws: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The route's write is held 1 s; a record queued behind it has a budget of 0.3 s.
+    with delaying_proxy(moto_url, "UpdateItem", hold=1.0) as proxy:
+        store = moto_store(endpoint_url=proxy.url)
+        try:
+            first = asyncio.create_task(store.record("AR1133"))
+            await asyncio.sleep(0.1)
+            monkeypatch.setattr(dynamodb_store, "CALL_BUDGET_SECONDS", 0.3)
+            started = time.monotonic()
+            with pytest.raises(StoreError) as late:
+                await store.record("AR1133")
+            took = time.monotonic() - started
+            assert (await first).count == 1
+        finally:
+            await store.aclose()
+    assert (late.value.kind, late.value.reason, late.value.table, late.value.operation) == (
+        StoreErrorKind.UNAVAILABLE,
+        "dynamodb: the record's budget ended before its write was sent",
+        TABLE,
+        "UpdateItem",
+    ), "never sent: a retry is safe"
+    assert took < 0.3 + 0.2, "at its own deadline, not at the end of the write before it"
+    stored = aws.get_item(TableName=TABLE, Key={"flight-route": {"S": "AR1133"}})["Item"]
+    assert stored["record"]["N"] == "1"
+
+
 @pytest.fixture
 def unconnectable_endpoint() -> Iterator[str]:
     """A port whose connections never complete: a listening socket with a backlog of 0 that

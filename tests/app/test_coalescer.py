@@ -93,7 +93,7 @@ async def test_a_call_its_commit_left_unanswered_fails_at_once() -> None:
     commits.forget = {"a"}
     batches = coalescer(commits)
     started = time.monotonic()
-    with pytest.raises(RuntimeError, match="^the batch's commit left a call unanswered$"):
+    with pytest.raises(RuntimeError, match=r"^the batch's commit left a call unanswered$"):
         await batches.submit("AR1133", "a", budget())
     assert time.monotonic() - started < 0.5, "not at the end of its budget"
 
