@@ -5,12 +5,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support.aws import KEYS_TABLE, REGION, TABLE
+from tests.support.aws import KEYS_TABLE, TABLE, dynamodb
 from tests.support.contention_proxy import ContentionProxy, contention_proxy
 
 HOLD = 0.6
@@ -19,12 +17,7 @@ HOLD = 0.6
 @pytest.fixture
 def proxied(moto_tables: Any, moto_url: str) -> Iterator[tuple[ContentionProxy, Any]]:
     with contention_proxy(moto_url, hold=HOLD) as proxy:
-        client = boto3.client(
-            "dynamodb",
-            region_name=REGION,
-            endpoint_url=proxy.url,
-            config=Config(retries={"total_max_attempts": 1}),  # every refusal shows
-        )
+        client = dynamodb(proxy.url, attempts=1)  # every refusal shows
         yield proxy, client
 
 

@@ -7,15 +7,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from kiusys_app.stores import RecordResult
 from kiusys_app.stores.dynamodb import DynamoDBStore
 from tests.app.conftest import Clock
 from tests.app.test_contention_proxy import add, count, error_of, key_put
-from tests.support.aws import KEYS_TABLE, REGION, TABLE
+from tests.support.aws import KEYS_TABLE, TABLE, dynamodb
 from tests.support.item_limit_proxy import ItemLimitProxy, item_limit_proxy
 
 RATE = 5
@@ -29,12 +27,7 @@ def clock() -> Clock:
 @pytest.fixture
 def limited(moto_tables: Any, moto_url: str, clock: Clock) -> Iterator[tuple[ItemLimitProxy, Any]]:
     with item_limit_proxy(moto_url, writes_per_second=RATE, clock=clock) as proxy:
-        client = boto3.client(
-            "dynamodb",
-            region_name=REGION,
-            endpoint_url=proxy.url,
-            config=Config(retries={"total_max_attempts": 1}),  # every refusal shows
-        )
+        client = dynamodb(proxy.url, attempts=1)  # every refusal shows
         yield proxy, client
 
 

@@ -4,6 +4,7 @@ from collections import Counter
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 REGION = "us-east-1"
 TABLE = "flights-db"
@@ -19,9 +20,17 @@ FAKE_CREDENTIALS = {
 
 
 def dynamodb(
-    endpoint_url: str | None = None, verify: str | None = None, region: str = REGION
+    endpoint_url: str | None = None,
+    verify: str | None = None,
+    region: str = REGION,
+    attempts: int | None = None,
 ) -> Any:
-    return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, verify=verify)
+    """A boto3 DynamoDB client; with `attempts`, botocore tries each call that many times
+    (1: every refusal shows)."""
+    config = None if attempts is None else Config(retries={"total_max_attempts": attempts})
+    return boto3.client(
+        "dynamodb", region_name=region, endpoint_url=endpoint_url, verify=verify, config=config
+    )
 
 
 def fresh_tables(client: Any) -> Any:

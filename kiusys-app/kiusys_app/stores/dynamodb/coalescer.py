@@ -13,7 +13,7 @@ answered by `expired()`.
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kiusys_app.stores.base import RecordResult
 from kiusys_app.stores.dynamodb.retry import Budget
@@ -27,8 +27,12 @@ class Waiting:
     key: str | None
     budget: Budget
     answer: "asyncio.Future[RecordResult]"
-    writer: str = field(default_factory=lambda: secrets.token_hex(16))
+    writer: str = ""
     taken: bool = False
+
+    def __post_init__(self) -> None:
+        if self.key is not None:  # a plain record writes no key, and needs no random id
+            self.writer = secrets.token_hex(16)
 
 
 # Commits one route's batch, within `oldest(batch)`, and answers each of its calls.
@@ -71,11 +75,13 @@ class Coalescer:
             while batch := self._take(route):
                 try:
                     await self._commit(route, batch)
-                    error: Exception = RuntimeError("the batch's commit left a call unanswered")
-                except Exception as raised:  # each caller gets it: a bug is a 500 there
-                    error = raised
-                for call in batch:
-                    answer(call, error)
+                except Exception as error:  # each caller gets it: a bug is a 500 there
+                    _answer_all(batch, error)
+                else:
+                    if any(not call.answer.done() for call in batch):
+                        _answer_all(
+                            batch, RuntimeError("the batch's commit left a call unanswered")
+                        )
         finally:
             del self._writers[route]
 
@@ -102,6 +108,11 @@ class Coalescer:
 def oldest(batch: list[Waiting]) -> Budget:
     """The budget a batch's commit runs within: the one that ends first."""
     return min((call.budget for call in batch), key=lambda budget: budget.deadline)
+
+
+def _answer_all(batch: list[Waiting], error: Exception) -> None:
+    for call in batch:
+        answer(call, error)
 
 
 def answer(call: Waiting, outcome: RecordResult | Exception) -> None:

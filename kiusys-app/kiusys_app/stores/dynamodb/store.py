@@ -113,8 +113,8 @@ class DynamoDBStore:
     async def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
         budget = self._budget(CALL_BUDGET_SECONDS)
         if idempotency_key is None:
-            return await self._record(route, budget)
-        return await self._record_with_key(route, idempotency_key, budget)
+            return await self._plain.submit(route, None, budget)
+        return await self._keyed.submit(route, idempotency_key, budget)
 
     async def get(self, route: str) -> int:
         return await self._get(route, self._budget(CALL_BUDGET_SECONDS))
@@ -187,7 +187,7 @@ class DynamoDBStore:
             repeatable=repeatable,
         )
 
-    # Plain records and reads.
+    # The counter's increment, of plain and keyed records alike.
 
     def _increment(self, route: str, by: int) -> dict[str, Any]:
         return {
@@ -199,9 +199,6 @@ class DynamoDBStore:
         }
 
     # Plain records: a queue per route, one `ADD n` at a time.
-
-    async def _record(self, route: str, budget: Budget) -> RecordResult:
-        return await self._plain.submit(route, None, budget)
 
     def _add_outlived(self) -> StoreError:
         return StoreError(
@@ -226,6 +223,8 @@ class DynamoDBStore:
         before = int(response["Attributes"][COUNT_ATTR]["N"]) + sum(others.values()) - len(batch)
         for place, record in enumerate(batch, 1):
             answer(record, RecordResult(count=before + place))
+
+    # Reads.
 
     async def _get(self, route: str, budget: Budget) -> int:
         items = self._items.every(route)
@@ -286,10 +285,7 @@ class DynamoDBStore:
             }
         }
 
-    # Keyed records: a queue per route, one writer per route, answers after the commit.
-
-    async def _record_with_key(self, route: str, key: str, budget: Budget) -> RecordResult:
-        return await self._keyed.submit(route, key, budget)
+    # Keyed records: a queue per route, one transaction at a time, answers after the commit.
 
     def _transaction_outlived(self) -> StoreError:
         return StoreError(

@@ -1,10 +1,9 @@
 """DynamoDB's wire: one signed attempt of one call, and what its answer means.
 
 Each attempt is DynamoDB's JSON protocol over aiohttp on the event loop, signed (`signer`) with
-the key that the credentials source holds. An attempt either returns the
-answer's JSON or raises one of the exceptions below, which say whether the request may have
-been applied (`errors` says what each of DynamoDB's error types means); `retry` decides what
-to do about it.
+the key that the credentials source holds. An attempt either returns the answer's JSON or
+raises one of the exceptions below, which say whether the request may have been applied
+(`errors` says what each of DynamoDB's error types means); `retry` decides what to do about it.
 """
 
 import asyncio
