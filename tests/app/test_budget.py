@@ -22,6 +22,7 @@ from kiusys_app.stores.dynamodb import store as dynamodb_store
 from kiusys_app.stores.dynamodb.retry import ATTEMPT_TIMEOUT_SECONDS, FLOOR_SECONDS, Budget
 from kiusys_app.stores.dynamodb.store import CALL_BUDGET_SECONDS, COUNT_ATTR, DynamoDBStore
 from kiusys_app.stores.dynamodb.wire import Answer, Failed
+from tests.app.conftest import Clock
 from tests.support.aws import TABLE
 from tests.support.delaying_proxy import delaying_proxy
 
@@ -404,15 +405,19 @@ def conditions(payload: dict[str, Any]) -> list[str]:
 async def test_every_condition_is_written_as_the_documented_grammar(
     moto_store: Callable[..., DynamoDBStore],
 ) -> None:
-    store = moto_store()
+    clock = Clock()
+    store = moto_store(clock=clock)
     actions = Actions(store)
     try:
         await store.ping(writes=True)
-        await store.record("AR1133", "order-1")
+        await store.record("AR1133", "order-1")  # the route's first day, and the key's put
+        await store.record("AR1133")  # the same day
+        clock.now += 24 * 60 * 60
+        await store.record("AR1133")  # the day closed, and the route moved to the next
     finally:
         await store.aclose()
     sent = [condition for payload in actions.payloads for condition in conditions(payload)]
-    assert len(sent) == 3, sent  # the two refused probes, the key's put
+    assert len(sent) == 7, sent
     for condition in sent:
         for word in re.findall(r"[A-Za-z_]+", condition):
             if word.upper() in KEYWORDS:

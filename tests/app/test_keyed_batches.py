@@ -191,7 +191,8 @@ async def test_records_committed_but_not_counted_get_the_count_reads_error(
     refused = {"__type": "x#AccessDeniedException", "message": "no GetItem"}
 
     async def no_count(request: Request, timeout: float) -> Answer:
-        if request.headers["X-Amz-Target"].endswith(".GetItem"):
+        # Refused after the transaction: the read of the route's day before it is answered.
+        if request.headers["X-Amz-Target"].endswith(".GetItem") and sent.keys:
             return Answer(400, "application/x-amz-json-1.0", json.dumps(refused).encode())
         return await sent(request, timeout)
 

@@ -1,5 +1,6 @@
 """DynamoDB tables as the service expects them, for moto."""
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -43,13 +44,34 @@ def fresh_tables(client: Any) -> Any:
 
 
 def create_tables(client: Any) -> None:
-    for name, key in ((TABLE, "flight-route"), (KEYS_TABLE, "idempotency-key")):
-        client.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    """The two tables as the dynamodb root makes them: keyed by route and by key, and the
+    counters' index of routes by airline."""
+    client.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[
+            {"AttributeName": "flight-route", "AttributeType": "S"},
+            {"AttributeName": "airline", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "flight-route", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "airline",
+                "KeySchema": [{"AttributeName": "airline", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName=KEYS_TABLE,
+        AttributeDefinitions=[{"AttributeName": "idempotency-key", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "idempotency-key", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+# The key of a closed day's item ends with `#` and the day; its count is in that day's total.
+CLOSED_DAY = re.compile(r"#\d{4}-\d{2}-\d{2}$")
 
 
 def scan_all(client: Any) -> dict[str, list[dict[str, Any]]]:
@@ -65,6 +87,7 @@ def stored(client: Any) -> tuple[Counter[str], dict[str, str]]:
         {
             item["flight-route"]["S"]: int(item["record"]["N"])
             for item in client.scan(TableName=TABLE)["Items"]
+            if not CLOSED_DAY.search(item["flight-route"]["S"])
         }
     )
     keys = {

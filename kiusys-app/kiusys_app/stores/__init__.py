@@ -8,6 +8,8 @@ from kiusys_app.stores.base import (
     StoreError,
     StoreErrorKind,
     StoreObserver,
+    Usage,
+    day_of,
 )
 
 __all__ = [
@@ -17,4 +19,6 @@ __all__ = [
     "StoreError",
     "StoreErrorKind",
     "StoreObserver",
+    "Usage",
+    "day_of",
 ]

@@ -1,5 +1,6 @@
 """The store interface that both implementations honour, and the errors they raise."""
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -11,6 +12,15 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 # inside the server's 20 s drain, so a rollout never cuts a call short, and long enough for
 # several backed-off retries of throttling or a refused connection.
 CALL_BUDGET_SECONDS = 5.0
+
+
+# What a usage call answers: per route, each day (YYYY-MM-DD) that counted something, and its count.
+Usage = dict[str, dict[str, int]]
+
+
+def day_of(timestamp: float) -> str:
+    """The UTC day of an epoch second, as YYYY-MM-DD: the day a record applied then counts in."""
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,16 @@ class CounterStore(Protocol):
 
     async def get_many(self, routes: Sequence[str]) -> dict[str, int]:
         """Counts of several distinct routes."""
+        ...
+
+    async def routes_of(self, airline: str) -> list[str]:
+        """Every route of `airline` that was ever recorded, sorted; found without a scan."""
+        ...
+
+    async def usage(self, routes: Sequence[str], first: str, last: str) -> Usage:
+        """Per distinct route, the days from `first` to `last` (inclusive, YYYY-MM-DD) on which
+        it counted something, each with its count. Every record counts in the UTC day on which
+        the store applied it, and a route's days always add up to its count (`get`)."""
         ...
 
     async def ping(self, writes: bool = False) -> None:

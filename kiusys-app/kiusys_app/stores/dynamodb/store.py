@@ -9,6 +9,16 @@ it is new or expired), so either all of them happen or none does. One write at a
 route and process keeps a busy route's writes to one item fewer than its records (a partition
 takes 1,000 write units a second), and keeps keyed records from cancelling each other.
 
+Per-day counts live in the same item: its UTC day (`day`) and that day's count (`day-record`),
+added to with the all-time count in the same write, on the condition that the item is still on
+that day. The first write of a new day closes the previous one: it puts the previous day's count
+in an item of its own (`AR1133#2026-11-30`, written only if that raises it), then moves the
+route's item to the new day, on the condition that the previous day's count is still what it
+put. The route's days therefore add up to its count at every moment, a plain record costs one
+write unit (two on the first write of a day), and the route's item stays small. Each region's
+days are its own, as its counter is (`regions`). An index on `airline` (set when an item is
+first written) finds an airline's routes without a scan.
+
 The wire (signing, sending, classifying an answer) is `wire`, what DynamoDB's errors mean is
 `errors`, the retries and their budget are `retry`, and the per-route queues are `coalescer`.
 aiodynamo's own client loop is not used: it retries a 500 and a dropped connection, which may
@@ -21,10 +31,12 @@ import itertools
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, timedelta
 from typing import Any
 
 from aiodynamo.credentials import Key
 
+from kiusys_app.models import airline_of
 from kiusys_app.stores.base import (
     CALL_BUDGET_SECONDS,
     IDEMPOTENCY_TTL_SECONDS,
@@ -34,18 +46,27 @@ from kiusys_app.stores.base import (
     StoreError,
     StoreErrorKind,
     StoreObserver,
+    Usage,
+    day_of,
 )
 from kiusys_app.stores.dynamodb import retry
 from kiusys_app.stores.dynamodb.coalescer import Coalescer, Waiting, answer, oldest
 from kiusys_app.stores.dynamodb.credentials import ChainCredentials
 from kiusys_app.stores.dynamodb.errors import Meaning, of_reason, of_reasons
-from kiusys_app.stores.dynamodb.regions import CounterItems
+from kiusys_app.stores.dynamodb.regions import SEPARATOR, CounterItems
 from kiusys_app.stores.dynamodb.retry import Budget, backoff
 from kiusys_app.stores.dynamodb.wire import POOL_SIZE, Cancelled, ConditionFailed, Wire
 
 # The seed's data model: hash key `flight-route` (S) and the counter `record` (N).
 ROUTE_ATTR = "flight-route"
 COUNT_ATTR = "record"
+# The route's item's day (S, YYYY-MM-DD, UTC) and that day's count (N); a closed day's item is
+# the route's item's key, SEPARATOR and the day, with its count in COUNT_ATTR.
+DAY_ATTR = "day"
+DAY_COUNT_ATTR = "day-record"
+# The route's airline code (S), and the index of the counters table keyed by it (keys only).
+AIRLINE_ATTR = "airline"
+AIRLINE_INDEX = "airline"
 # The idempotency table: hash key `idempotency-key` (S), the route it was used for, the epoch
 # second after which DynamoDB's TTL may delete it, and the id of the request that wrote it.
 KEY_ATTR = "idempotency-key"
@@ -59,6 +80,13 @@ _NEVER = "attribute_exists(#key) AND attribute_not_exists(#key)"
 # A cancelled transaction is settled and sent again when each reason is one of these, and at
 # least one is not "None".
 _RETRIED = frozenset({Meaning.NONE, Meaning.CONDITION_FAILED, Meaning.CONFLICT, Meaning.THROTTLED})
+
+
+def _days(first: str, last: str) -> list[str]:
+    """Every day from `first` to `last`, inclusive, as YYYY-MM-DD."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
 
 # Readiness's budget: under the kubelet's probe timeout (2 s), so that a slow or throttling
 # store answers the probe (ready) before the kubelet gives up on it (not ready).
@@ -102,6 +130,9 @@ class DynamoDBStore:
         self._monotonic = monotonic
         self._sleep = sleep
         self._observer = observer or NullObserver()
+        # The day each of this region's items was on at this process's last write of it: a write
+        # on that day needs no read first. Emptied when the day changes.
+        self._item_days: dict[str, str] = {}
         self._plain = Coalescer(self._add, max_batch=None, expired=self._add_outlived)
         self._keyed = Coalescer(
             self._commit, max_batch=MAX_KEYS_PER_TRANSACTION, expired=self._transaction_outlived
@@ -189,14 +220,99 @@ class DynamoDBStore:
 
     # The counter's increment, of plain and keyed records alike.
 
-    def _increment(self, route: str, by: int) -> dict[str, Any]:
+    def _increment(self, item: str, by: int) -> dict[str, Any]:
         return {
             "TableName": self._table,
-            "Key": {ROUTE_ATTR: {"S": route}},
+            "Key": {ROUTE_ATTR: {"S": item}},
             "UpdateExpression": "ADD #count :by",
             "ExpressionAttributeNames": {"#count": COUNT_ATTR},
             "ExpressionAttributeValues": {":by": {"N": str(by)}},
         }
+
+    async def _dated_increment(
+        self, route: str, by: int, budget: Budget
+    ) -> tuple[dict[str, Any], str]:
+        """The update that adds `by` to the route's own item and to its day, and that day: today
+        (UTC), or the item's own when a process whose clock is ahead already moved it on. Its
+        condition refuses it, and nothing is written, if the item's day changed since it was
+        read."""
+        item = self._items.own(route)
+        today = day_of(self._clock())
+        if self._item_days.get(item) == today:
+            return self._add_to_day(item, today, by), today
+        if today not in self._item_days.values():
+            self._item_days.clear()  # every item was on an earlier day
+        day, day_count = await self._day_of(item, budget)
+        if day is not None and day >= today:
+            return self._add_to_day(item, day, by), day
+        update = self._increment(item, by)
+        names = update["ExpressionAttributeNames"]
+        values = update["ExpressionAttributeValues"]
+        names |= {"#day": DAY_ATTR, "#day_count": DAY_COUNT_ATTR}
+        values[":day"] = {"S": today}
+        if day is None:
+            # A new item, or one from before per-day counts: its first day, and its airline.
+            update["UpdateExpression"] = (
+                "SET #day = :day, #day_count = :by, #airline = :airline ADD #count :by"
+            )
+            update["ConditionExpression"] = "attribute_not_exists(#day)"
+            names["#airline"] = AIRLINE_ATTR
+            values[":airline"] = {"S": airline_of(route)}
+            return update, today
+        await self._close_day(item, day, day_count, budget)
+        update["UpdateExpression"] = "SET #day = :day, #day_count = :by ADD #count :by"
+        update["ConditionExpression"] = "#day = :closed AND #day_count = :closed_count"
+        values |= {":closed": {"S": day}, ":closed_count": {"N": str(day_count)}}
+        return update, today
+
+    def _add_to_day(self, item: str, day: str, by: int) -> dict[str, Any]:
+        update = self._increment(item, by)
+        update["UpdateExpression"] = "ADD #count :by, #day_count :by"
+        update["ConditionExpression"] = "#day = :day"
+        update["ExpressionAttributeNames"] |= {"#day": DAY_ATTR, "#day_count": DAY_COUNT_ATTR}
+        update["ExpressionAttributeValues"][":day"] = {"S": day}
+        return update
+
+    async def _day_of(self, item: str, budget: Budget) -> tuple[str | None, int]:
+        """The day an item is on and that day's count (None: it has no day yet)."""
+        response = await self._call(
+            "GetItem",
+            {
+                "TableName": self._table,
+                "Key": {ROUTE_ATTR: {"S": item}},
+                "ConsistentRead": True,
+                "ProjectionExpression": "#day, #day_count",
+                "ExpressionAttributeNames": {"#day": DAY_ATTR, "#day_count": DAY_COUNT_ATTR},
+            },
+            budget,
+        )
+        found = response.get("Item", {})
+        if DAY_ATTR not in found:
+            return None, 0
+        return found[DAY_ATTR]["S"], int(found[DAY_COUNT_ATTR]["N"])
+
+    async def _close_day(self, item: str, day: str, count: int, budget: Budget) -> None:
+        """Put a day's count in the day's own item, unless it already holds as much: the put
+        is repeatable, and a late one from a process that read less never lowers it."""
+        with contextlib.suppress(ConditionFailed):
+            await self._call(
+                "PutItem",
+                {
+                    "TableName": self._table,
+                    "Item": {
+                        ROUTE_ATTR: {"S": f"{item}{SEPARATOR}{day}"},
+                        COUNT_ATTR: {"N": str(count)},
+                    },
+                    "ConditionExpression": "attribute_not_exists(#count) OR #count < :count",
+                    "ExpressionAttributeNames": {"#count": COUNT_ATTR},
+                    "ExpressionAttributeValues": {":count": {"N": str(count)}},
+                },
+                budget,
+            )
+
+    def _day_moved(self, route: str) -> None:
+        """A dated write found its item on another day: read the item again next time."""
+        self._item_days.pop(self._items.own(route), None)
 
     # Plain records: a queue per route, one `ADD n` at a time.
 
@@ -214,12 +330,22 @@ class DynamoDBStore:
         budget = oldest(batch)
         # The other regions' items first: a failed read leaves nothing written.
         others = await self._counts(self._items.others(route), budget)
-        response = await self._call(
-            "UpdateItem",
-            {**self._increment(self._items.own(route), len(batch)), "ReturnValues": "UPDATED_NEW"},
-            budget,
-            repeatable=False,
-        )
+        for _ in range(MAX_ROUNDS):
+            update, day = await self._dated_increment(route, len(batch), budget)
+            try:
+                response = await self._call(
+                    "UpdateItem",
+                    {**update, "ReturnValues": "UPDATED_NEW"},
+                    budget,
+                    repeatable=False,
+                )
+            except ConditionFailed:  # nothing was written
+                self._day_moved(route)
+                continue
+            self._item_days[self._items.own(route)] = day
+            break
+        else:
+            raise self._day_kept_moving("UpdateItem")
         before = int(response["Attributes"][COUNT_ATTR]["N"]) + sum(others.values()) - len(batch)
         for place, record in enumerate(batch, 1):
             answer(record, RecordResult(count=before + place))
@@ -249,18 +375,29 @@ class DynamoDBStore:
         return {route: sum(counts[item] for item in each) for route, each in items.items()}
 
     async def _counts(self, items: list[str], budget: Budget) -> dict[str, int]:
-        """The counters of distinct `items` (0 where never written), 100 to a BatchGetItem;
-        unprocessed ones are sent again, for MAX_ROUNDS rounds in all. No items, no call."""
-        counts = dict.fromkeys(items, 0)
-        pending = items
+        """The counters of distinct `items` (0 where never written)."""
+        found = await self._items_of(items, (COUNT_ATTR,), budget)
+        return {item: int(found.get(item, {}).get(COUNT_ATTR, {}).get("N", 0)) for item in items}
+
+    async def _items_of(
+        self, keys: list[str], attributes: Sequence[str], budget: Budget
+    ) -> dict[str, dict[str, Any]]:
+        """The `attributes` of the items of distinct `keys` that exist, by key, 100 to a
+        BatchGetItem; unprocessed ones are sent again, for MAX_ROUNDS rounds in all. No keys, no
+        call."""
+        found: dict[str, dict[str, Any]] = {}
+        pending = keys
         rounds = 0
         while pending:
             batch, pending = pending[:MAX_KEYS_PER_BATCH_GET], pending[MAX_KEYS_PER_BATCH_GET:]
             response = await self._call(
-                "BatchGetItem", {"RequestItems": self._read_of(batch)}, budget, table=self._table
+                "BatchGetItem",
+                {"RequestItems": self._read_of(batch, attributes)},
+                budget,
+                table=self._table,
             )
             for item in response.get("Responses", {}).get(self._table, []):
-                counts[item[ROUTE_ATTR]["S"]] = int(item[COUNT_ATTR]["N"])
+                found[item[ROUTE_ATTR]["S"]] = item
             unprocessed = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys")
             if not unprocessed:
                 continue
@@ -273,17 +410,77 @@ class DynamoDBStore:
                     operation="BatchGetItem",
                 )
             pending = [key[ROUTE_ATTR]["S"] for key in unprocessed] + pending
-        return counts
+        return found
 
-    def _read_of(self, items: list[str]) -> dict[str, Any]:
+    def _read_of(self, keys: list[str], attributes: Sequence[str]) -> dict[str, Any]:
+        names = {f"#a{n}": name for n, name in enumerate((ROUTE_ATTR, *attributes))}
         return {
             self._table: {
-                "Keys": [{ROUTE_ATTR: {"S": item}} for item in items],
+                "Keys": [{ROUTE_ATTR: {"S": key}} for key in keys],
                 "ConsistentRead": True,
-                "ProjectionExpression": "#route, #count",
-                "ExpressionAttributeNames": {"#route": ROUTE_ATTR, "#count": COUNT_ATTR},
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": names,
             }
         }
+
+    # Usage: the days of routes, and the routes of an airline.
+
+    async def routes_of(self, airline: str) -> list[str]:
+        budget = self._budget(CALL_BUDGET_SECONDS)
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": AIRLINE_INDEX,
+            "KeyConditionExpression": "#airline = :airline",
+            "ExpressionAttributeNames": {"#airline": AIRLINE_ATTR},
+            "ExpressionAttributeValues": {":airline": {"S": airline}},
+        }
+        routes: set[str] = set()
+        while True:
+            response = await self._call("Query", query, budget)
+            # Every region's item of a route is indexed; closed days have no airline.
+            routes.update(
+                item[ROUTE_ATTR]["S"].partition(SEPARATOR)[0] for item in response["Items"]
+            )
+            if "LastEvaluatedKey" not in response:
+                return sorted(routes)
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    async def usage(self, routes: Sequence[str], first: str, last: str) -> Usage:
+        budget = self._budget(CALL_BUDGET_SECONDS)
+        items = {route: self._items.every(route) for route in routes}
+        every_item = [item for each in items.values() for item in each]
+        current = {
+            key: (item[DAY_ATTR]["S"], int(item[DAY_COUNT_ATTR]["N"]))
+            for key, item in (
+                await self._items_of(every_item, (DAY_ATTR, DAY_COUNT_ATTR), budget)
+            ).items()
+            if DAY_ATTR in item
+        }
+        days = _days(first, last)
+        # An item's days before its current one are closed, each in an item of its own.
+        closed = await self._counts(
+            [
+                f"{item}{SEPARATOR}{day}"
+                for item, (on, _) in current.items()
+                for day in days
+                if day < on
+            ],
+            budget,
+        )
+        usage: Usage = {}
+        for route, each in items.items():
+            per_day = dict.fromkeys(days, 0)
+            for item in each:
+                if item not in current:
+                    continue
+                on, count = current[item]
+                for day in days:
+                    if day < on:
+                        per_day[day] += closed[f"{item}{SEPARATOR}{day}"]
+                    elif day == on:
+                        per_day[day] += count
+            usage[route] = {day: count for day, count in per_day.items() if count}
+        return usage
 
     # Keyed records: a queue per route, one transaction at a time, answers after the commit.
 
@@ -338,13 +535,19 @@ class DynamoDBStore:
             }
             for record in records
         ]
-        actions = [{"Update": self._increment(self._items.own(route), len(records))}, *puts]
+        update, day = await self._dated_increment(route, len(records), budget)
         try:
             await self._call(
-                "TransactWriteItems", {"TransactItems": actions}, budget, table=self._keys_table
+                "TransactWriteItems",
+                {"TransactItems": [{"Update": update}, *puts]},
+                budget,
+                table=self._keys_table,
             )
         except Cancelled as cancelled:
+            if cancelled.reasons and of_reason(cancelled.reasons[0]) is Meaning.CONDITION_FAILED:
+                self._day_moved(route)
             return cancelled.reasons
+        self._item_days[self._items.own(route)] = day
         return None
 
     async def _settle(
@@ -403,6 +606,14 @@ class DynamoDBStore:
         elif Meaning.THROTTLED not in meanings:
             return True
         return await budget.pause(backoff(round_ - 1))
+
+    def _day_kept_moving(self, operation: str) -> StoreError:
+        return StoreError(
+            StoreErrorKind.UNAVAILABLE,
+            "dynamodb: the route's day kept changing under its writes",
+            table=self._table,
+            operation=operation,
+        )
 
     def _persisting(self, reasons: list[str]) -> StoreError:
         throttled = Meaning.THROTTLED in of_reasons(reasons)

@@ -4,7 +4,8 @@ Every write of a process goes through one `GroupCommit` thread, which applies al
 calls in one transaction and one durable commit. Reads go through their own thread and
 connection: with WAL journaling they never wait for a write. `synchronous=FULL` makes a commit
 durable before anyone is answered, and `BEGIN IMMEDIATE` serialises the writers of every process
-that opens the file. Expired idempotency keys are deleted at start-up and then, while the store
+that opens the file. Each record also counts in its UTC day (`days`), in the same transaction, so
+a route's days always add up to its count. Expired idempotency keys are deleted at start-up and then, while the store
 runs, in small batches at most once a minute.
 """
 
@@ -24,6 +25,8 @@ from kiusys_app.stores.base import (
     StoreError,
     StoreErrorKind,
     StoreObserver,
+    Usage,
+    day_of,
 )
 from kiusys_app.stores.sqlite.group_commit import ConnectionThread, GroupCommit
 
@@ -38,6 +41,12 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_keys_expires_at ON idempotency_keys (expires_at);
+CREATE TABLE IF NOT EXISTS days (
+    route  TEXT NOT NULL,
+    day    TEXT NOT NULL,
+    record INTEGER NOT NULL,
+    PRIMARY KEY (route, day)
+) WITHOUT ROWID;
 """
 
 # How long opening the file waits for another process's transaction (the writer's wait is
@@ -113,17 +122,25 @@ class SQLiteStore:
         return conn
 
     async def record(self, route: str, idempotency_key: str | None = None) -> RecordResult:
-        now = self._clock()
-        self._prune_when_due(now)
+        self._prune_when_due(self._clock())
+        # The clock is read on the writer's thread, when the batch applies the call.
         if idempotency_key is None:
-            return await self._writer.call(lambda conn: _increment(conn, route))
-        return await self._writer.call(lambda conn: _record_once(conn, route, idempotency_key, now))
+            return await self._writer.call(lambda conn: _increment(conn, route, self._clock()))
+        return await self._writer.call(
+            lambda conn: _record_once(conn, route, idempotency_key, self._clock())
+        )
 
     async def get(self, route: str) -> int:
         return await self._reader.call(lambda conn: _count(conn, route))
 
     async def get_many(self, routes: Sequence[str]) -> dict[str, int]:
         return await self._reader.call(lambda conn: _counts(conn, routes))
+
+    async def routes_of(self, airline: str) -> list[str]:
+        return await self._reader.call(lambda conn: _routes_of(conn, airline))
+
+    async def usage(self, routes: Sequence[str], first: str, last: str) -> Usage:
+        return await self._reader.call(lambda conn: _usage(conn, routes, first, last))
 
     async def ping(self, writes: bool = False) -> None:
         # Write rights are the file's, checked when the store opens it.
@@ -161,7 +178,12 @@ class SQLiteStore:
 # The calls, run on the store's threads.
 
 
-def _increment(conn: sqlite3.Connection, route: str) -> RecordResult:
+def _increment(conn: sqlite3.Connection, route: str, now: float) -> RecordResult:
+    conn.execute(
+        "INSERT INTO days (route, day, record) VALUES (?, ?, 1)"
+        " ON CONFLICT (route, day) DO UPDATE SET record = record + 1",
+        (route, day_of(now)),
+    )
     (count,) = conn.execute(
         "INSERT INTO counters (route, record) VALUES (?, 1)"
         " ON CONFLICT (route) DO UPDATE SET record = record + 1 RETURNING record",
@@ -182,7 +204,7 @@ def _record_once(conn: sqlite3.Connection, route: str, key: str, now: float) -> 
         "INSERT OR REPLACE INTO idempotency_keys (key, route, expires_at) VALUES (?, ?, ?)",
         (key, route, now + IDEMPOTENCY_TTL_SECONDS),
     )
-    return _increment(conn, route)
+    return _increment(conn, route, now)
 
 
 def _count(conn: sqlite3.Connection, route: str) -> int:
@@ -201,9 +223,41 @@ def _counts(conn: sqlite3.Connection, routes: Sequence[str]) -> dict[str, int]:
     return counts
 
 
+def _routes_of(conn: sqlite3.Connection, airline: str) -> list[str]:
+    # A route is its airline's code and then a digit: the range of the primary key from the
+    # code and "0" to the code and ":" (the character after "9") holds the airline's routes and
+    # no other airline's (`AR` and `ARG` both start `ARG123`, which is ARG's).
+    rows = conn.execute(
+        "SELECT route FROM counters WHERE route >= ? AND route < ? ORDER BY route",
+        (f"{airline}0", f"{airline}:"),
+    )
+    return [route for (route,) in rows]
+
+
+def _usage(conn: sqlite3.Connection, routes: Sequence[str], first: str, last: str) -> Usage:
+    usage: Usage = {route: {} for route in routes}
+    distinct = list(usage)
+    for start in range(0, len(distinct), _ROUTES_PER_QUERY):
+        chunk = distinct[start : start + _ROUTES_PER_QUERY]
+        rows = conn.execute(
+            "SELECT route, day, record FROM days WHERE route IN"  # noqa: S608
+            f" ({','.join('?' * len(chunk))}) AND day BETWEEN ? AND ? AND record > 0"
+            " ORDER BY route, day",
+            [*chunk, first, last],
+        )
+        for route, day, record in rows:
+            usage[route][day] = int(record)
+    return usage
+
+
+# SQLite takes at most 32,766 parameters in one statement.
+_ROUTES_PER_QUERY = 500
+
+
 def _ping(conn: sqlite3.Connection) -> None:
     conn.execute("SELECT 1 FROM counters LIMIT 1").fetchall()
     conn.execute("SELECT 1 FROM idempotency_keys LIMIT 1").fetchall()
+    conn.execute("SELECT 1 FROM days LIMIT 1").fetchall()
 
 
 def _prune(conn: sqlite3.Connection, now: float) -> int:
