@@ -2,8 +2,8 @@
 
 Each client of the service (an airline's reservation system, an analytics job) has a name, the
 SHA-256 digests of its keys (more than one while a key is rotated), the airlines whose routes it
-may touch, and what it may do with them: record, check, or both. The clients file
-(`KIUSYS_CLIENTS_FILE`, TOML) lists them:
+may touch, and what it may do with them: record, check, read usage (`usage`), or several. The
+clients file (`KIUSYS_CLIENTS_FILE`, TOML) lists them:
 
     [clients.aerolineas]
     key_sha256 = ["<64 hex digits>"]
@@ -41,6 +41,16 @@ NAME_RULE = "1 to 63 of a-z, 0-9, _ and -, starting with a letter or a digit"
 class Permission(StrEnum):
     RECORD = "record"
     CHECK = "check"
+    # Read usage per day or month, for billing (`GET /v1/usage`).
+    USAGE = "usage"
+
+
+# How a refusal names each right: the calls it opens, and those calls for one airline.
+_WORDS = {
+    Permission.RECORD: ("record transactions", "record routes of"),
+    Permission.CHECK: ("check transactions", "check routes of"),
+    Permission.USAGE: ("read usage", "read the usage of"),
+}
 
 
 class ClientsError(ValueError):
@@ -57,15 +67,19 @@ class Client:
     # (the unscoped shorthand of KIUSYS_API_KEYS, and an open service).
     scoped: bool = True
 
-    def refusal(self, permission: Permission, routes: Iterable[str]) -> str | None:
-        """Why this client may not do `permission` on `routes`; None when it may."""
+    def refusal(
+        self, permission: Permission, routes: Iterable[str], airlines: Iterable[str] = ()
+    ) -> str | None:
+        """Why this client may not do `permission` on `routes` and `airlines`; None when it
+        may."""
+        doing, of = _WORDS[permission]
         if permission not in self.can:
-            return f"this client may not {permission} transactions"
+            return f"this client may not {doing}"
         if self.airlines is None:
             return None
-        outside = sorted({airline_of(route) for route in routes} - self.airlines)
+        outside = sorted(({airline_of(route) for route in routes} | set(airlines)) - self.airlines)
         if outside:
-            return f"this client may not {permission} routes of airline {', '.join(outside)}"
+            return f"this client may not {of} airline {', '.join(outside)}"
         return None
 
     def idempotency_key(self, key: str) -> str:
@@ -207,7 +221,7 @@ def new_key(name: str, airlines: list[str], can: list[str]) -> tuple[str, str]:
         raise ClientsError(f"{where}: name its airlines, or '*' alone for every airline")
     rights = list(dict.fromkeys(_permission(where, value) for value in can))
     if not rights:
-        raise ClientsError(f"{where}: name what it may do: record, check, or both")
+        raise ClientsError(f"{where}: name what it may do: record, check, usage, or several")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     entry = f"""
 [clients.{name}]

@@ -13,7 +13,7 @@ from kiusys_app.api.docs import ASSETS_PATH, DOCS_ALIAS, DOCS_PATH, add_docs, do
 from kiusys_app.api.head import HeadAsGet
 from kiusys_app.api.limits import RequestLimits
 from kiusys_app.api.observability import RequestObservability
-from kiusys_app.api.routes import health, legacy, v1
+from kiusys_app.api.routes import health, legacy, usage, v1
 from kiusys_app.config import (
     ConfigError,
     Settings,
@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.redirect_slashes = False
     # The routers' routes go straight into the app's list: included as routers, each request
     # would also pay FastAPI's matching through them (about a fifth of a `/healthz` call).
-    for router in (legacy.router, v1.router, health.router):
+    for router in (legacy.router, v1.router, usage.router, health.router):
         app.router.routes.extend(router.routes)
     hot_path.add_hot_routes(
         app.router.routes,

@@ -29,6 +29,16 @@ def normalize_route(value: str) -> str:
     raise ValueError(ROUTE_RULE)
 
 
+_AIRLINE = re.compile(AIRLINE_PATTERN)
+
+
+def normalize_airline(value: str) -> str:
+    """Upper-case an airline code and check it is one."""
+    if value.isascii() and _AIRLINE.fullmatch(value.upper()):
+        return value.upper()
+    raise ValueError(f"an airline is {AIRLINE_RULE}, e.g. AR")
+
+
 def airline_of(route: str) -> str:
     """The airline code of a normalized route: `AR` of `AR1133`, `G3` of `G31234`, `ABC` of
     `ABC123` (three letters are a code of their own, as two letters and a digit never are)."""
@@ -42,6 +52,19 @@ FlightRoute = Annotated[
     str,
     AfterValidator(normalize_route),
     WithJsonSchema({"type": "string", "pattern": ROUTE_SCHEMA_PATTERN, "examples": ["AR1133"]}),
+]
+
+
+Airline = Annotated[
+    str,
+    AfterValidator(normalize_airline),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^(?:[A-Za-z]{3}|[A-Za-z][A-Za-z0-9]|[0-9][A-Za-z])$",
+            "examples": ["AR"],
+        }
+    ),
 ]
 
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kiusys_app.api import paths
 from kiusys_app.api.asgi import header
 from kiusys_app.clients import ANYONE, Client, Clients, Permission
-from kiusys_app.models import normalize_route
+from kiusys_app.models import normalize_airline, normalize_route
 
 # Where the gate leaves the caller's client for the app (idempotency keys, the access log and
 # the request counter).
@@ -34,6 +34,7 @@ PERMISSIONS: dict[tuple[str, str], tuple[Permission, str]] = {
     ("POST", paths.GET_TRANSACTION): (Permission.CHECK, "flight_route"),
     ("GET", paths.ROUTE_TRANSACTIONS): (Permission.CHECK, "route"),
     ("GET", paths.TRANSACTIONS): (Permission.CHECK, "?route"),
+    ("GET", paths.USAGE): (Permission.USAGE, "?route"),
 }
 
 SECURITY_SCHEMES = {
@@ -75,9 +76,10 @@ def client_of(scope: Scope) -> Client:
     return client
 
 
-def _asked(scope: Scope) -> tuple[Permission, Sequence[str]] | None:
-    """What the request asks of its client: a right and the routes it touches. None for a path
-    of no closed operation, and for a route that is not one (the route answers that 422)."""
+def _asked(scope: Scope) -> tuple[Permission, Sequence[str], Sequence[str]] | None:
+    """What the request asks of its client: a right, the routes it touches and the airlines it
+    names (`airline=`). None for a path of no closed operation, and for a route or an airline
+    that is not one (the route answers that 422)."""
     method = "GET" if scope["method"] == "HEAD" else scope["method"]
     for route in scope["app"].router.routes:
         match, child = route.matches(scope)
@@ -87,13 +89,19 @@ def _asked(scope: Scope) -> tuple[Permission, Sequence[str]] | None:
         if wanted is None:
             return None
         permission, where = wanted
+        airlines: list[str] = []
         if where.startswith("?"):
             query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
             values = [value for name, value in query if name == where[1:]]
+            airlines = [value for name, value in query if name == "airline"]
         else:
             values = [child["path_params"][where]]
         try:
-            return permission, [normalize_route(value) for value in values]
+            return (
+                permission,
+                [normalize_route(value) for value in values],
+                [normalize_airline(value) for value in airlines],
+            )
         except ValueError:
             return None
     return None

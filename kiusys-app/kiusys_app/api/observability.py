@@ -32,6 +32,11 @@ KEEP_ALIVE_SECONDS = 4
 logger = logging.getLogger("kiusys_app.access")
 
 
+class AnswerCut(Exception):
+    """Raised by an app whose streamed answer cannot be finished (it logged why): the answer is
+    left unfinished, so that the server closes the connection before its end."""
+
+
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _KEEP_ALIVE = (b"keep-alive", f"timeout={KEEP_ALIVE_SECONDS}".encode())
 
@@ -102,6 +107,8 @@ class RequestObservability:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except AnswerCut:
+            pass
         except Exception:
             logger.exception("unexpected error", extra={"method": scope["method"]})
             if not responding:

@@ -6,6 +6,7 @@ SAVE_TRANSACTION = "/save-transaction/{flight_route}"
 GET_TRANSACTION = "/get-transaction/{flight_route}"
 ROUTE_TRANSACTIONS = "/v1/routes/{route}/transactions"
 TRANSACTIONS = "/v1/transactions"
+USAGE = "/v1/usage"
 
 # The methods a route may answer, HEAD wherever GET is (`api.head`), and OPTIONS, never routed.
 # They are the metrics' method labels too; any other method is counted as OTHER.
