@@ -5,11 +5,15 @@ locals {
       name     = var.table_name
       hash_key = "flight-route"
       ttl_attr = null
+      # The routes of an airline, for the usage call: only route items carry `airline`, set
+      # once when a route is first written, so the index costs a write once per route.
+      index_key = "airline"
     }
     idempotency = {
-      name     = var.idempotency_table_name
-      hash_key = "idempotency-key"
-      ttl_attr = "expires-at"
+      name      = var.idempotency_table_name
+      hash_key  = "idempotency-key"
+      ttl_attr  = "expires-at"
+      index_key = null
     }
   }
 }
@@ -28,6 +32,25 @@ resource "aws_dynamodb_table" "this" {
   attribute {
     name = each.value.hash_key
     type = "S"
+  }
+
+  dynamic "attribute" {
+    for_each = each.value.index_key != null ? [each.value.index_key] : []
+
+    content {
+      name = attribute.value
+      type = "S"
+    }
+  }
+
+  dynamic "global_secondary_index" {
+    for_each = each.value.index_key != null ? [each.value.index_key] : []
+
+    content {
+      name            = global_secondary_index.value
+      hash_key        = global_secondary_index.value
+      projection_type = "KEYS_ONLY"
+    }
   }
 
   point_in_time_recovery {

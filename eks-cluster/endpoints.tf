@@ -10,8 +10,9 @@ data "aws_iam_policy_document" "dynamodb_endpoint" {
       "dynamodb:BatchGetItem",
       "dynamodb:UpdateItem",
       "dynamodb:PutItem",
+      "dynamodb:Query",
     ]
-    resources = local.service_table_arns
+    resources = concat(local.service_table_arns, [local.airline_index_arn])
 
     principals {
       type        = "*"

@@ -75,11 +75,28 @@ data "aws_dynamodb_table" "idempotency" {
   name = var.idempotency_table_name
 }
 
+locals {
+  # The counters table's index of routes by airline (the dynamodb root's `airline`).
+  airline_index_arn = "${data.aws_dynamodb_table.counters.arn}/index/airline"
+}
+
 data "aws_iam_policy_document" "app" {
   statement {
-    sid       = "Counters"
-    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
+    sid = "Counters"
+    # PutItem: a closed day's count, in an item of its own.
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:BatchGetItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:PutItem",
+    ]
     resources = [data.aws_dynamodb_table.counters.arn]
+  }
+
+  statement {
+    sid       = "RoutesByAirline"
+    actions   = ["dynamodb:Query"]
+    resources = [local.airline_index_arn]
   }
 
   statement {

@@ -4,6 +4,9 @@
     kiusys-app new-key NAME --airline CODE --can RIGHT
                                a new API key for the client NAME (on stderr, once), and its
                                entry for the clients file (on stdout: `>> clients.toml`)
+    kiusys-app usage --airline CODE --month YYYY-MM [--output FILE]
+                               an airline's usage in a month, per route and day, as CSV (the
+                               invoice run; the store is the one the settings name)
 
 The server is granian, run in this process: it forks the workers, each of which imports
 `kiusys_app.main:app`. What it guarantees on the public port:
@@ -43,7 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from kiusys_app.config import ConfigError, Settings, StoreKind, load_settings
+from kiusys_app.config import ConfigError, Settings, StoreKind, check_sqlite_path, load_settings
 from kiusys_app.logs import JSON_LOGGING, configure_logging, exit_at_startup
 
 HEADER_READ_TIMEOUT_MS = 5_000
@@ -194,10 +197,61 @@ def _new_key(argv: list[str]) -> None:
     print(entry, end="")
 
 
+def _usage(argv: list[str]) -> None:
+    from kiusys_app.models import normalize_airline
+    from kiusys_app.usage import Granularity, invoice_csv, month_range, parse_day, range_problem
+
+    parser = _Parser(
+        prog="kiusys-app usage",
+        description="An airline's usage, per route and UTC day (or month), as CSV rows "
+        "route,period,transactions under a header: what an invoice is built from. It reads the "
+        "store that the service's settings name (KIUSYS_STORE and the rest).",
+    )
+    parser.add_argument("--airline", required=True, metavar="CODE", help="such as AR")
+    period = parser.add_mutually_exclusive_group(required=True)
+    period.add_argument("--month", metavar="YYYY-MM", help="a calendar month, such as 2026-11")
+    period.add_argument("--from", dest="first", metavar="YYYY-MM-DD", help="the first day")
+    parser.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="the last day, with --from")
+    parser.add_argument(
+        "--granularity", choices=list(Granularity), default=Granularity.DAY, help="default: day"
+    )
+    parser.add_argument(
+        "--output", metavar="FILE", help="write here (whole, or not at all) instead of stdout"
+    )
+    args = parser.parse_args(argv)
+    try:
+        airline = normalize_airline(args.airline)
+        if args.month is not None:
+            first, last = month_range(args.month)
+        elif args.last is None:
+            raise ValueError("--from needs --to")
+        else:
+            first, last = parse_day(args.first), parse_day(args.last)
+        problem = range_problem(first, last)
+        if problem:
+            raise ValueError(problem)
+    except ValueError as exc:
+        exit_at_startup(f"invalid argument: {exc}")
+    configure_logging()
+    try:
+        settings = load_settings()
+        if settings.store is StoreKind.SQLITE and not settings.sqlite_path.is_file():
+            # The service makes its file on first use; an invoice run never makes an empty one.
+            path = settings.sqlite_path.absolute()
+            raise ConfigError(f"invalid setting KIUSYS_SQLITE_PATH: {path}: no such file")
+        check_sqlite_path(settings)
+    except ConfigError as exc:
+        exit_at_startup(str(exc))
+    invoice_csv(settings, airline, first, last, Granularity(args.granularity), args.output)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["new-key"]:
         _new_key(argv[1:])
+        return
+    if argv[:1] == ["usage"]:
+        _usage(argv[1:])
         return
     args = _arguments(argv)
     configure_logging()

@@ -20,7 +20,7 @@ from kiusys_app.stores.dynamodb.errors import (
 from kiusys_app.stores.dynamodb.wire import Answer, Cancelled, ConditionFailed, Failed, classify
 
 # Every call the store makes.
-CALLS = ("GetItem", "BatchGetItem", "UpdateItem", "PutItem", "TransactWriteItems")
+CALLS = ("GetItem", "BatchGetItem", "UpdateItem", "PutItem", "TransactWriteItems", "Query")
 MODEL: dict[str, Any] = botocore.loaders.Loader().load_service_model("dynamodb", "service-2")
 
 

@@ -304,7 +304,10 @@ def denied(action: str, table: str) -> AnswerOf:
     return lambda request: refuse(request) if payload(request)["TableName"] == table else None
 
 
-@pytest.mark.parametrize(("action", "table"), [("UpdateItem", TABLE), ("PutItem", KEYS_TABLE)])
+@pytest.mark.parametrize(
+    ("action", "table"),
+    [("UpdateItem", TABLE), ("PutItem", TABLE), ("PutItem", KEYS_TABLE), ("Query", TABLE)],
+)
 def test_a_role_that_lost_a_write_right_is_never_ready_and_the_log_names_it(
     moto_client: TestClient,
     log_output: io.StringIO,
@@ -314,13 +317,21 @@ def test_a_role_that_lost_a_write_right_is_never_ready_and_the_log_names_it(
 ) -> None:
     """Reads still work, so only the write probe can tell; a pod started so never gets ready."""
     monkeypatch.setattr(health, "READINESS_REUSE_SECONDS", 0.0)
-    hook = Hook(store_of(moto_client), action, 99, denied(action, table))
+    deny = denied(action, table)
+    refused_calls = []
+
+    def counted(request: Request) -> Answer | None:
+        answer = deny(request)
+        refused_calls.extend([request] if answer else [])
+        return answer
+
+    Hook(store_of(moto_client), action, 99, counted)
     assert moto_client.get("/v1/routes/AR1133/transactions").status_code == 200, "reads work"
     answers = [moto_client.get("/readyz") for _ in range(3)]
     assert [(a.status_code, a.json()) for a in answers] == [
         (503, {"detail": MISCONFIGURED_DETAIL})
     ] * 3
-    assert hook.calls == 3, "every round tries the writes again until they are proven"
+    assert len(refused_calls) == 3, "every round tries the writes again until they are proven"
     logged = [json.loads(line) for line in log_output.getvalue().splitlines()]
     refused = [line for line in logged if line.get("store") == "misconfigured"]
     assert {(line["operation"], line["table"]) for line in refused} == {(action, table)}
@@ -344,7 +355,8 @@ def test_a_throttled_first_write_proof_keeps_the_pod_unready_and_is_tried_again(
     calls = hook.calls
     hook.times = 0  # the throttling is over
     assert moto_client.get("/readyz").status_code == 200
-    assert hook.calls == calls + 1, "the writes were not proven yet, so they are tried again"
+    # The writes were not proven yet, so they are tried again: a put in each table.
+    assert hook.calls == calls + 2
 
 
 def keys_table_reads(answer: AnswerOf) -> AnswerOf:

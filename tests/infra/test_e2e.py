@@ -236,17 +236,30 @@ def test_each_root_keeps_its_state_in_the_bucket_without_lock_tables(stack: Stac
 
 
 @pytest.mark.parametrize(
-    ("table", "key", "ttl"),
+    ("table", "key", "ttl", "index"),
     [
-        ("flights-db", "flight-route", None),
-        ("flights-db-idempotency", "idempotency-key", "expires-at"),
+        ("flights-db", "flight-route", None, "airline"),
+        ("flights-db-idempotency", "idempotency-key", "expires-at", None),
     ],
 )
-def test_tables_match_the_service(stack: Stack, table: str, key: str, ttl: str | None) -> None:
+def test_tables_match_the_service(
+    stack: Stack, table: str, key: str, ttl: str | None, index: str | None
+) -> None:
     dynamodb = stack.client("dynamodb")
     described = dynamodb.describe_table(TableName=table)["Table"]
     assert described["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
-    assert described["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}]
+    keys = [key] if index is None else [key, index]
+    assert sorted(a["AttributeName"] for a in described["AttributeDefinitions"]) == sorted(keys)
+    assert {a["AttributeType"] for a in described["AttributeDefinitions"]} == {"S"}
+    indexes = [
+        (i["IndexName"], i["KeySchema"], i["Projection"]["ProjectionType"])
+        for i in described.get("GlobalSecondaryIndexes", [])
+    ]
+    assert indexes == (
+        []
+        if index is None
+        else [(index, [{"AttributeName": index, "KeyType": "HASH"}], "KEYS_ONLY")]
+    )
     assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert described["DeletionProtectionEnabled"] is True
     assert described["SSEDescription"]["Status"] == "ENABLED"
@@ -316,7 +329,16 @@ def test_app_role_allows_exactly_the_calls_the_service_makes(stack: Stack) -> No
         for statement in document["Statement"]
     }
     assert granted == {
-        (table_arn, ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem")),
+        (
+            table_arn,
+            (
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ),
+        ),
+        (f"{table_arn}/index/airline", ("dynamodb:Query",)),
         (keys_arn, ("dynamodb:GetItem", "dynamodb:PutItem")),
     }
     assert iam.list_attached_role_policies(RoleName="kiusys-app")["AttachedPolicies"] == []
@@ -482,10 +504,12 @@ def test_dynamodb_is_reached_through_a_gateway_endpoint_for_two_tables(stack: St
     resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
     assert resources == {
         stack.output("dynamodb", "table_arn"),
+        f"{stack.output('dynamodb', 'table_arn')}/index/airline",
         stack.output("dynamodb", "idempotency_table_arn"),
     }
     actions = {a for statement in policy["Statement"] for a in statement["Action"]}
-    assert {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DescribeTable"} <= actions
+    assert {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"} <= actions
+    assert "dynamodb:DescribeTable" in actions
     assert not [a for a in actions if "*" in a]
 
 

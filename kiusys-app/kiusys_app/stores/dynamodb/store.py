@@ -155,8 +155,9 @@ class DynamoDBStore:
 
     async def ping(self, writes: bool = False) -> None:
         # A read of a key that never exists in each table, with the service's own rights; with
-        # `writes`, the two writes the service makes, of that key, with a condition that never
-        # holds. DynamoDB authorizes a request before it evaluates its condition, so
+        # `writes`, every other call the service makes, none changing anything: the writes, of
+        # that key, with a condition that never holds, and a query of the airline index for
+        # it. DynamoDB authorizes a request before it evaluates its condition, so
         # ConditionalCheckFailed proves the right, AccessDenied refuses it, and nothing is
         # written (a failed condition still costs a write unit).
         budget = self._budget(PING_BUDGET_SECONDS)
@@ -177,16 +178,18 @@ class DynamoDBStore:
             },
             budget,
         )
-        await self._refused_write(
-            "PutItem",
-            {
-                **never,
-                "TableName": self._keys_table,
-                "Item": {KEY_ATTR: {"S": PROBE_KEY}},
-                "ExpressionAttributeNames": {"#key": KEY_ATTR},
-            },
-            budget,
-        )
+        for table, key in probes:  # a closed day's count, and a key
+            await self._refused_write(
+                "PutItem",
+                {
+                    **never,
+                    "TableName": table,
+                    "Item": {key: {"S": PROBE_KEY}},
+                    "ExpressionAttributeNames": {"#key": key},
+                },
+                budget,
+            )
+        await self._call("Query", {**self._airline_query(PROBE_KEY), "Limit": 1}, budget)
 
     async def _refused_write(self, action: str, payload: dict[str, Any], budget: Budget) -> None:
         """A write whose condition never holds: repeatable, as it never applies. Its refusal
@@ -427,13 +430,7 @@ class DynamoDBStore:
 
     async def routes_of(self, airline: str) -> list[str]:
         budget = self._budget(CALL_BUDGET_SECONDS)
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": AIRLINE_INDEX,
-            "KeyConditionExpression": "#airline = :airline",
-            "ExpressionAttributeNames": {"#airline": AIRLINE_ATTR},
-            "ExpressionAttributeValues": {":airline": {"S": airline}},
-        }
+        query = self._airline_query(airline)
         routes: set[str] = set()
         while True:
             response = await self._call("Query", query, budget)
@@ -444,6 +441,15 @@ class DynamoDBStore:
             if "LastEvaluatedKey" not in response:
                 return sorted(routes)
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _airline_query(self, airline: str) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "IndexName": AIRLINE_INDEX,
+            "KeyConditionExpression": "#airline = :airline",
+            "ExpressionAttributeNames": {"#airline": AIRLINE_ATTR},
+            "ExpressionAttributeValues": {":airline": {"S": airline}},
+        }
 
     async def usage(self, routes: Sequence[str], first: str, last: str) -> Usage:
         budget = self._budget(CALL_BUDGET_SECONDS)
