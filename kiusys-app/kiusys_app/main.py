@@ -2,7 +2,8 @@
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -28,9 +29,10 @@ from kiusys_app.stores.factory import open_store
 logger = logging.getLogger("kiusys_app")
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> FastAPI:
     """The service for `settings`. A setting it cannot use raises ConfigError here, before any
-    server starts; the store itself is opened and closed by the lifespan."""
+    server starts; the store itself is opened and closed by the lifespan. `clock` is the
+    store's (the tests move it across a midnight)."""
     configure_logging()
     clients = load_clients(settings)
     check_sqlite_path(settings)
@@ -39,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not clients:
             logger.warning("no API keys are set: record and check calls are open to anyone")
-        app.state.store = open_store(settings, StoreMetrics())
+        app.state.store = open_store(settings, StoreMetrics(), clock)
         app.state.readiness = health.Readiness(app.state.store.ping)
         # Everything made so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which would otherwise walk it every few seconds under load

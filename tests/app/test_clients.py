@@ -328,7 +328,7 @@ BAD_FILES = {
     "unknown-permission": (
         f'[clients.latam]\nkey_sha256 = ["{DIGESTS["latam"]}"]\nairlines = ["LA"]\n'
         'can = ["write"]\n',
-        "client 'latam': unknown permission 'write' (allowed: record, check)",
+        "client 'latam': unknown permission 'write' (allowed: record, check, usage)",
     ),
     "impossible-airline": (
         f'[clients.latam]\nkey_sha256 = ["{DIGESTS["latam"]}"]\nairlines = ["12"]\n'

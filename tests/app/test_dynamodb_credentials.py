@@ -51,8 +51,8 @@ print(json.dumps({"Version": 1, "AccessKeyId": f"AKIDPROCESS{run}", "SecretAcces
 
 
 class Signers:
-    """Records the access key id that signed each request, and its session token, then sends
-    it on."""
+    """Records the access key id that signed each write (the record's `UpdateItem`), and its
+    session token, then sends every request on."""
 
     def __init__(self, store: DynamoDBStore) -> None:
         self.key_ids: list[str] = []
@@ -61,9 +61,10 @@ class Signers:
         store.wire.transport = self
 
     async def __call__(self, request: Request, timeout: float) -> Answer:
-        credential = request.headers["Authorization"].split("Credential=")[1]
-        self.key_ids.append(credential.split("/")[0])
-        self.tokens.append(request.headers.get("X-Amz-Security-Token"))
+        if request.headers["X-Amz-Target"].endswith(".UpdateItem"):
+            credential = request.headers["Authorization"].split("Credential=")[1]
+            self.key_ids.append(credential.split("/")[0])
+            self.tokens.append(request.headers.get("X-Amz-Security-Token"))
         return await self._send(request, timeout)
 
 

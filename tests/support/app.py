@@ -1,6 +1,7 @@
 """The service in-process, built from the test's own settings, and its metrics."""
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ def sqlite_settings(directory: Path, **values: Any) -> Settings:
 
 
 @contextmanager
-def started_app(settings: Settings) -> Iterator[TestClient]:
-    """The app for `settings`, its lifespan running."""
-    with TestClient(create_app(settings)) as client:
+def started_app(settings: Settings, clock: Callable[[], float] = time.time) -> Iterator[TestClient]:
+    """The app for `settings` (its store on `clock`), its lifespan running."""
+    with TestClient(create_app(settings, clock)) as client:
         yield client
 
 

@@ -1,6 +1,8 @@
 """Builds the store that the settings ask for."""
 
 import logging
+import time
+from collections.abc import Callable
 
 from kiusys_app.config import Settings, StoreKind, dynamodb_endpoint, store_regions, tls_context
 from kiusys_app.stores.base import CounterStore, StoreObserver
@@ -8,7 +10,10 @@ from kiusys_app.stores.base import CounterStore, StoreObserver
 logger = logging.getLogger(__name__)
 
 
-def open_store(settings: Settings, observer: StoreObserver) -> CounterStore:
+def open_store(
+    settings: Settings, observer: StoreObserver, clock: Callable[[], float] = time.time
+) -> CounterStore:
+    """The store, whose clock (epoch seconds) decides each record's day and each key's expiry."""
     if settings.store is StoreKind.DYNAMODB:
         from kiusys_app.stores.dynamodb import DynamoDBStore
 
@@ -32,9 +37,10 @@ def open_store(settings: Settings, observer: StoreObserver) -> CounterStore:
             endpoint_url=endpoint,
             regions=regions,
             tls=tls_context(settings),
+            clock=clock,
             observer=observer,
         )
     from kiusys_app.stores.sqlite import SQLiteStore
 
     logger.info("using store sqlite: %s", settings.sqlite_path.resolve())
-    return SQLiteStore(settings.sqlite_path, observer=observer)
+    return SQLiteStore(settings.sqlite_path, clock=clock, observer=observer)
