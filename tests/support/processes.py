@@ -166,14 +166,15 @@ def app_process(
     workers: int = 1,
     log: Path | None = None,
     ready_path: str = "/readyz",
+    target: str | None = None,
 ) -> Iterator[AppServer]:
     """The service as `kiusys-app` serves it, with its own settings, on free loopback ports; up
-    once `ready_path` answers."""
+    once `ready_path` answers. `target`: another app for it to serve (a test's)."""
     port, metrics_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     args = [
         KIUSYS_APP, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--metrics-port", str(metrics_port),
+        "--metrics-port", str(metrics_port), *(["--target", target] if target else []),
     ]  # fmt: skip
     with running(args, f"{url}{ready_path}", env, log=log) as process:
         yield AppServer(url, f"http://127.0.0.1:{metrics_port}/metrics", process)
@@ -224,7 +225,9 @@ def workers_of(server: subprocess.Popen[bytes]) -> set[int]:
 
 
 @contextmanager
-def app_server(env: Mapping[str, str], workers: int = 1) -> Iterator[str]:
+def app_server(
+    env: Mapping[str, str], workers: int = 1, target: str | None = None
+) -> Iterator[str]:
     """The service on a free loopback port; yields its base URL."""
-    with app_process(env, workers) as server:
+    with app_process(env, workers, target=target) as server:
         yield server.url
