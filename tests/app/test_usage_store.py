@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiodynamo.sign import Request
 
 from kiusys_app.stores import CounterStore, day_of
 from kiusys_app.stores.dynamodb import DynamoDBStore
+from kiusys_app.stores.dynamodb.wire import Answer
 from tests.app.conftest import Clock
 from tests.support.aws import TABLE, dynamodb
 
@@ -171,4 +173,36 @@ async def test_a_late_close_of_a_day_never_lowers_it(dated_store: DynamoDBStore)
     assert items()["AR1133#2026-11-30"]["record"] == {"N": "5"}
     await dated_store._close_day("AR1133", "2026-11-30", 7, dated_store._budget(5))
     assert items()["AR1133#2026-11-30"]["record"] == {"N": "7"}
+    await dated_store.aclose()
+
+
+async def test_a_record_that_lands_between_a_days_close_and_the_move_is_not_lost(
+    dated_store: DynamoDBStore, moto_store: Any, clock: Clock
+) -> None:
+    """A process whose clock is still on the old day adds to it after another one put the
+    day's count in its item and before it moves the route on: the move is refused, and the
+    day closed again with that record in it."""
+    clock.now = at("2026-11-30T23:00:00")
+    await dated_store.record("AR1133")
+    behind: DynamoDBStore = moto_store(clock=lambda: at("2026-11-30T23:59:59"))
+    send = dated_store.wire.transport
+    moves = 0
+
+    async def late_record_before_the_move(request: Request, timeout: float) -> Answer:
+        nonlocal moves
+        if request.headers["X-Amz-Target"].endswith(".UpdateItem") and b":closed" in request.body:
+            moves += 1
+            if moves == 1:
+                await behind.record("AR1133")
+        return await send(request, timeout)
+
+    dated_store.wire.transport = late_record_before_the_move
+    clock.now = at("2026-12-01T00:00:01")
+    await dated_store.record("AR1133")
+    assert moves == 2, "the first move was refused"
+    assert await dated_store.usage(["AR1133"], "2026-11-30", "2026-12-01") == {
+        "AR1133": {"2026-11-30": 2, "2026-12-01": 1}
+    }
+    assert items()["AR1133#2026-11-30"]["record"] == {"N": "2"}
+    await behind.aclose()
     await dated_store.aclose()
