@@ -2,6 +2,7 @@
 days always adding up to its count, across a midnight and a month end, on a test clock."""
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -205,4 +206,61 @@ async def test_a_record_that_lands_between_a_days_close_and_the_move_is_not_lost
     }
     assert items()["AR1133#2026-11-30"]["record"] == {"N": "2"}
     await behind.aclose()
+    await dated_store.aclose()
+
+
+# What a record costs in write units: 1 per write of an item up to 1 KB, 2 per item of a
+# transaction, and 1 more for the index entry that a route's first write makes.
+
+
+def item_size(item: dict[str, dict[str, str]]) -> int:
+    """An item's size as DynamoDB counts it: each attribute's name and value (a string's UTF-8
+    bytes; a number about one byte per two digits, plus one)."""
+    size = 0
+    for name, value in item.items():
+        ((kind, text),) = value.items()
+        size += len(name.encode()) + (len(text.encode()) if kind == "S" else len(text) // 2 + 1)
+    return size
+
+
+class WriteUnits:
+    """Adds up the write units of every write the store sends."""
+
+    def __init__(self, store: DynamoDBStore) -> None:
+        self.units = 0
+        self._send = store.wire.transport
+        store.wire.transport = self
+
+    async def __call__(self, request: Request, timeout: float) -> Answer:
+        action = request.headers["X-Amz-Target"].rpartition(".")[2]
+        body = json.loads(request.body)
+        if action in ("UpdateItem", "PutItem"):
+            self.units += 1 + ("#airline" in body.get("UpdateExpression", ""))
+        elif action == "TransactWriteItems":
+            self.units += 2 * len(body["TransactItems"])
+        return await self._send(request, timeout)
+
+
+async def test_a_plain_record_costs_at_most_2_write_units_and_the_item_stays_small(
+    dated_store: DynamoDBStore, clock: Clock
+) -> None:
+    meter = WriteUnits(dated_store)
+
+    async def units_of(moment: str, key: str | None = None) -> int:
+        clock.now = at(moment)
+        before = meter.units
+        await dated_store.record("AR1133", key)
+        return meter.units - before
+
+    assert await units_of("2026-11-30T10:00:00") == 2, "a new route: its write and its index entry"
+    assert await units_of("2026-11-30T11:00:00") == 1, "the same day"
+    assert await units_of("2026-12-01T00:00:00") == 2, "a new day: the last one closed"
+    assert await units_of("2026-12-01T01:00:00", "key-1") == 4, "keyed: 2 items, 2 units each"
+    assert await units_of("2026-12-02T00:00:00", "key-2") == 5, "keyed, and a day closed"
+    sizes = [item_size(items()["AR1133"])]
+    for day in range(3, 30):
+        await units_of(f"2026-12-{day:02d}T12:00:00")
+        sizes.append(item_size(items()["AR1133"]))
+    assert max(sizes) < 100, sizes
+    assert max(sizes) - min(sizes) <= 1, "a route's item grows with its count's digits alone"
     await dated_store.aclose()
