@@ -6,6 +6,9 @@ mid-run. Then, from moto's own state, per route:
 - plain records acknowledged <= stored <= acknowledged + the plain answers that claimed nothing;
 - every acknowledged key is stored, for its route, and after the clients retry the keys that
   were not acknowledged, the route's count is its plain records plus each key once;
+- per route and UTC day (the service's clock passes midnight mid-run), records acknowledged on
+  that day <= counted in it <= acknowledged + the answers that claimed nothing + the records in
+  flight at midnight, and the days add up to the route's count;
 - no answer is a 500, and every answer that is not 2xx is JSON;
 - readiness is back once the faults stop, with both workers.
 
@@ -20,14 +23,18 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from kiusys_app.stores import day_of
+from tests.app.test_usage_store import at
 from tests.support.aws import stored
 from tests.support.contention_proxy import contention_proxy
 from tests.support.fault_proxy import fault_proxy
+from tests.support.file_clock import CLOCK_FILE_SETTING, TARGET, FileClock
 from tests.support.processes import AppServer, app_process, wait_for, workers_of
 
 pytestmark = pytest.mark.slow
@@ -37,6 +44,7 @@ SECONDS = float(os.environ.get("KIUSYS_CHAOS_SECONDS", "15"))
 WORKERS = 2
 CLIENTS = 12
 ROUTES = ("AR1133", "LA0001", "G31234")
+BEFORE_MIDNIGHT, AFTER_MIDNIGHT = at("2026-11-30T23:59:59"), at("2026-12-01T00:00:00")
 
 
 @dataclass(frozen=True)
@@ -45,26 +53,30 @@ class Sent:
     key: str | None
     status: int  # 0: the connection dropped with no answer
     json_error: bool  # not 2xx, and a JSON body
+    day: str | None = None  # the service's day when it was sent and answered; None: it changed
 
     @property
     def acknowledged(self) -> bool:
         return self.status in (200, 201)
 
 
-def send(http: httpx.Client, route: str, key: str | None) -> Sent:
+def send(http: httpx.Client, route: str, key: str | None, clock: FileClock | None = None) -> Sent:
     headers = {"Idempotency-Key": key} if key else {}
+    sent_on = day_of(clock()) if clock else None
     try:
         response = http.post(f"/v1/routes/{route}/transactions", headers=headers)
     except httpx.TransportError:
-        return Sent(route, key, 0, False)
-    json_error = False
-    if response.status_code >= 300:
-        json_error = response.headers.get("content-type") == "application/json"
-        response.json()  # raises unless it is JSON
-    return Sent(route, key, response.status_code, json_error)
+        status, json_error = 0, False
+    else:
+        status, json_error = response.status_code, False
+        if status >= 300:
+            json_error = response.headers.get("content-type") == "application/json"
+            response.json()  # raises unless it is JSON
+    day = sent_on if clock and day_of(clock()) == sent_on else None
+    return Sent(route, key, status, json_error, day)
 
 
-def clients(url: str, seed: int, until: float) -> list[Sent]:
+def clients(url: str, seed: int, until: float, clock: FileClock) -> list[Sent]:
     """CLIENTS threads, each sending plain and keyed records to random routes until `until`."""
     sent: list[Sent] = []
     lock = threading.Lock()
@@ -76,7 +88,7 @@ def clients(url: str, seed: int, until: float) -> list[Sent]:
                 if time.monotonic() > until:
                     return
                 key = f"{seed}-{number}-{n}" if plan.random() < 0.5 else None
-                outcome = send(http, plan.choice(ROUTES), key)
+                outcome = send(http, plan.choice(ROUTES), key, clock)
                 with lock:
                     sent.append(outcome)
 
@@ -88,12 +100,19 @@ def clients(url: str, seed: int, until: float) -> list[Sent]:
     return sent
 
 
-def faults_over_time(server: AppServer, faults: Any, seed: int, until: float) -> None:
-    """Connections refused for 0.5 s, and one worker killed, at seeded moments."""
+def faults_over_time(
+    server: AppServer, faults: Any, seed: int, until: float, clock: FileClock
+) -> None:
+    """Connections refused for 0.5 s, one worker killed, and midnight, at seeded moments."""
     plan = random.Random(seed)
     started = time.monotonic()
     moments = sorted(
-        [("refuse", plan.uniform(0.2, 0.5)), ("kill", plan.uniform(0.3, 0.7))], key=lambda m: m[1]
+        [
+            ("refuse", plan.uniform(0.2, 0.5)),
+            ("kill", plan.uniform(0.3, 0.7)),
+            ("midnight", plan.uniform(0.3, 0.7)),
+        ],
+        key=lambda m: m[1],
     )
     for what, share in moments:
         time.sleep(max(0.0, started + share * (until - started) - time.monotonic()))
@@ -101,32 +120,43 @@ def faults_over_time(server: AppServer, faults: Any, seed: int, until: float) ->
             faults.refusing(True)
             time.sleep(0.5)
             faults.refusing(False)
+        elif what == "midnight":
+            clock.set(AFTER_MIDNIGHT)
         else:
             os.kill(min(workers_of(server.process)), signal.SIGKILL)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_fault_campaign_loses_nothing_doubles_nothing_and_answers_no_500(
-    seed: int, moto_tables: Any, moto_url: str
+    seed: int, moto_tables: Any, moto_url: str, tmp_path: Path
 ) -> None:
     aws = moto_tables
+    clock = FileClock(tmp_path / "clock")
+    clock.set(BEFORE_MIDNIGHT)
     with (
         contention_proxy(moto_url) as contention,
         fault_proxy(contention.url, seed) as faults,
     ):
         faults.faulty = False
-        env = {"KIUSYS_STORE": "dynamodb", "AWS_ENDPOINT_URL": faults.url}
-        with app_process(env, workers=WORKERS) as server:
+        env = {
+            "KIUSYS_STORE": "dynamodb",
+            "AWS_ENDPOINT_URL": faults.url,
+            CLOCK_FILE_SETTING: str(clock.path),
+        }
+        with app_process(env, workers=WORKERS, target=TARGET) as server:
             faults.faulty = True
             until = time.monotonic() + SECONDS
-            chaos = threading.Thread(target=faults_over_time, args=(server, faults, seed, until))
+            chaos = threading.Thread(
+                target=faults_over_time, args=(server, faults, seed, until, clock)
+            )
             chaos.start()
-            sent = clients(server.url, seed, until)
+            sent = clients(server.url, seed, until, clock)
             chaos.join()
             faults.faulty = False
             wait_for(lambda: len(workers_of(server.process)) == WORKERS, "the worker's respawn")
             wait_for(lambda: httpx.get(f"{server.url}/readyz").status_code == 200, "readiness", 15)
             counts, keys = stored(aws)
+            days = days_of(server.url)
             retried = retry_unacknowledged_keys(server.url, sent)
             counts_after, keys_after = stored(aws)
     statuses = Counter(outcome.status for outcome in sent)
@@ -153,6 +183,27 @@ def test_a_fault_campaign_loses_nothing_doubles_nothing_and_answers_no_500(
         all_keys = {o.key for o in keyed}
         assert {key for key, at in keys_after.items() if at == route} == all_keys
         assert counts_after.get(route, 0) == stored_plain + len(all_keys), "each key once"
+        assert sum(days[route].values()) == counts.get(route, 0), f"{route}: days add up"
+        in_flight_at_midnight = sum(o.day is None for o in sent if o.route == route)
+        for day in (day_of(BEFORE_MIDNIGHT), day_of(AFTER_MIDNIGHT)):
+            on_day = [o for o in sent if o.route == route and o.day == day]
+            acknowledged_on_day = sum(o.acknowledged for o in on_day)
+            unclaimed_on_day = len(on_day) - acknowledged_on_day
+            counted = days[route].get(day, 0)
+            assert (
+                acknowledged_on_day
+                <= counted
+                <= acknowledged_on_day + unclaimed_on_day + in_flight_at_midnight
+            ), (route, day)
+
+
+def days_of(url: str) -> dict[str, dict[str, int]]:
+    """Each route's counts per day, as the usage call answers them."""
+    query = "&".join(f"route={route}" for route in ROUTES)
+    answer = httpx.get(f"{url}/v1/usage?{query}&from=2026-11-30&to=2026-12-01")
+    assert answer.status_code == 200, answer.text
+    routes: dict[str, dict[str, int]] = answer.json()["routes"]
+    return routes
 
 
 def retry_unacknowledged_keys(url: str, sent: list[Sent]) -> list[Sent]:
