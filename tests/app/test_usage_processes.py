@@ -2,6 +2,7 @@
 worker reads: records across a midnight and a month end, 3 workers under 600 concurrent records
 while the clock passes midnight, and two regions whose days add up both regions' records."""
 
+import json
 import threading
 import uuid
 from collections import Counter
@@ -13,17 +14,20 @@ from typing import Any
 import httpx
 import pytest
 
+from kiusys_app.api.errors import TRANSIENT_DETAIL
 from kiusys_app.stores.dynamodb.store import KEY_ATTR, ROUTE_ATTR
 from tests.app.test_regions import HOME, OTHER, REGIONS, service_env
 from tests.app.test_usage_store import at
 from tests.support.aws import KEYS_TABLE, TABLE, dynamodb, fresh_tables
+from tests.support.cut_usage_app import TARGET as CUT_TARGET
 from tests.support.file_clock import CLOCK_FILE_SETTING, TARGET, FileClock
-from tests.support.processes import app_server
+from tests.support.processes import app_process, app_server
 from tests.support.replicator import Replicator
 
 pytestmark = pytest.mark.slow
 
 EVERY_DAY = "from=2026-01-01&to=2026-12-31"
+CSV = {"Accept": "text/csv"}
 
 
 @pytest.fixture
@@ -173,3 +177,37 @@ def test_two_regions_days_add_up_both_regions_records(
     print(f"acknowledged={dict(acknowledged)} answers={answers} lost={replicator.lost}")
     assert answers == [dict(acknowledged)] * 2
     assert replicator.lost == 0
+
+
+def streamed_lines(http: httpx.Client, path: str) -> tuple[list[str], bool]:
+    """The lines of a streamed CSV answer, and whether it ended before its last chunk."""
+    lines: list[str] = []
+    try:
+        with http.stream("GET", path, headers=CSV) as answer:
+            assert answer.status_code == 200
+            lines.extend(answer.iter_lines())
+    except httpx.RemoteProtocolError:
+        return lines, True
+    return lines, False
+
+
+def test_a_store_failure_half_way_cuts_the_csv_and_is_a_json_503_before_it(tmp_path: Path) -> None:
+    env = {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(tmp_path / "c.sqlite3")}
+    log = tmp_path / "server.log"
+    with (
+        app_process(env, target=CUT_TARGET, log=log) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        for n in range(60):
+            assert http.post(f"/v1/routes/AR{n:04d}/transactions").status_code == 201
+        rows, cut = streamed_lines(http, f"/v1/usage?airline=AR&{EVERY_DAY}")
+        assert cut, "the answer ends before its last chunk"
+        assert rows[0] == "route,period,transactions"
+        assert 1 < len(rows) <= 51, "the first 50 routes' rows, and no more"
+        whole = http.get(f"/v1/usage?airline=AR&{EVERY_DAY}")
+        assert (whole.status_code, whole.json()) == (503, {"detail": TRANSIENT_DETAIL})
+        assert http.get("/v1/routes/AR0001/transactions").status_code == 200, "still serving"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    warnings = [line["message"] for line in lines if line["level"] == "warning"]
+    assert warnings[-2:] == ["usage answer cut short", "store unavailable"]
+    assert not [line for line in lines if "exception" in line], "no traceback"
