@@ -63,12 +63,16 @@ def bash(script: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]
     )
 
 
-def walkthrough() -> str:
-    """The README's two curl blocks, as one script."""
+def curl_blocks() -> list[str]:
     blocks = [block for block in fenced(README, "bash") if "$BASE/" in block]
     curls = [block for block in blocks if "Authorization" not in block]
-    assert len(curls) == 2, "the walkthrough and its Idempotency-Key block"
-    return "".join(curls)
+    assert len(curls) == 3, "the walkthrough, its Idempotency-Key block and the usage call"
+    return curls
+
+
+def walkthrough() -> str:
+    """The README's first two curl blocks, as one script."""
+    return "".join(curl_blocks()[:2])
 
 
 def test_the_walkthrough_answers_what_its_comments_say(tmp_path: Path) -> None:
@@ -93,6 +97,22 @@ def test_the_walkthrough_answers_what_its_comments_say(tmp_path: Path) -> None:
     assert bodies == ["6", "6"]
     assert ran.stdout.endswith('{"AR1133":6,"LA0001":0}')
     assert "HTTP/1.1 200 OK" in ran.stdout
+
+
+def test_the_usage_call_counts_the_walkthroughs_records_today(tmp_path: Path) -> None:
+    usage = curl_blocks()[2]
+    with make_run(store=tmp_path / "counts.sqlite3"):
+        serving(DEFAULT_URL)
+        ran = bash(walkthrough() + usage)
+        today = bash("date -u +%F").stdout.strip()
+    assert ran.returncode == 0, ran.stderr
+    answer = ran.stdout.rpartition('{"AR1133":6,"LA0001":0}')[2]
+    expected = (
+        f'{{"from":"{today}","to":"{today}","granularity":"day",'
+        f'"routes":{{"AR1133":{{"{today}":6}},"LA0001":{{}}}},"total":6}}'
+    )
+    assert answer == expected
+    assert usage.splitlines()[-1] == "# " + expected.replace(today, "…")
 
 
 def test_the_keys_on_block_serves_the_new_client_only(tmp_path: Path) -> None:
