@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def browser() -> Iterator[Browser]:
 def clients_entry(name: str, key: str, airline: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f'[clients.{name}]\nkey_sha256 = ["{digest}"]\nairlines = ["{airline}"]\n' + (
-        'can = ["record", "check"]\n'
+        'can = ["record", "check", "usage"]\n'
     )
 
 
@@ -186,7 +187,7 @@ def test_the_page_renders_every_operation_with_nothing_from_outside(
         for block in visit.page.locator(".opblock").all()
     }
     assert shown == expected
-    assert len(expected) == 9  # the 6 API operations and the 3 health paths
+    assert len(expected) == 10  # the 7 API operations and the 3 health paths
     assert visit.requests, "the page loaded nothing"
     assert [url for url in visit.requests if not url.startswith(f"{server.url}/")] == []
     assert visit.failed == []
@@ -225,6 +226,19 @@ def test_authorize_then_try_it_out_on_each_call(visit: Visit) -> None:
     replay = try_it_out(keyed)
     assert replay == (200, {"route": "AR1133", "transactions": 2})
     assert "idempotent-replayed: true" in keyed.locator(".live-responses-table").inner_text()
+
+    today = datetime.now(UTC).date().isoformat()
+    usage = visit.operation("GET", "/v1/usage")
+    assert try_it_out(usage, airline="AR", **{"from": today, "to": today}) == (
+        200,
+        {
+            "from": today,
+            "to": today,
+            "granularity": "day",
+            "routes": {"AR1133": {today: 2}},
+            "total": 2,
+        },
+    )
 
 
 def test_a_wrong_key_shows_the_json_401(visit: Visit, server: AppServer) -> None:

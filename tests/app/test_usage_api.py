@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY, generate_latest
 
+from kiusys_app.api.paths import USAGE
 from kiusys_app.usage import MAX_DAYS
 from tests.app.conftest import Clock
 from tests.app.test_clients import CLIENTS_FILE, as_client
 from tests.app.test_usage_store import at
-from tests.support.app import sqlite_settings, started_app
+from tests.support.app import metric, sqlite_settings, started_app
 
 NOVEMBER = "from=2026-11-01&to=2026-11-30"
 
@@ -207,3 +209,14 @@ def test_the_shorthand_keys_keep_every_right(tmp_path: Path) -> None:
             "/v1/usage?airline=AR&from=2000-01-01&to=2000-12-31", headers={"X-API-Key": key}
         )
         assert answer.status_code == 200
+
+
+def test_the_usage_calls_latency_is_in_the_request_histogram_and_no_route_is_a_label(
+    clocked: TestClient,
+) -> None:
+    labels = {"route": USAGE, "method": "GET", "status": "200"}
+    before = metric("kiusys_http_request_duration_seconds_count", **labels)
+    record(clocked, "AR1133")
+    assert clocked.get(f"/v1/usage?airline=AR&{NOVEMBER}").status_code == 200
+    assert metric("kiusys_http_request_duration_seconds_count", **labels) == before + 1
+    assert "AR1133" not in generate_latest(REGISTRY).decode()
