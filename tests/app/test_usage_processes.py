@@ -3,6 +3,7 @@ worker reads: records across a midnight and a month end, 3 workers under 600 con
 while the clock passes midnight, and two regions whose days add up both regions' records."""
 
 import json
+import subprocess
 import threading
 import uuid
 from collections import Counter
@@ -18,10 +19,10 @@ from kiusys_app.api.errors import TRANSIENT_DETAIL
 from kiusys_app.stores.dynamodb.store import KEY_ATTR, ROUTE_ATTR
 from tests.app.test_regions import HOME, OTHER, REGIONS, service_env
 from tests.app.test_usage_store import at
-from tests.support.aws import KEYS_TABLE, TABLE, dynamodb, fresh_tables
+from tests.support.aws import FAKE_CREDENTIALS, KEYS_TABLE, TABLE, dynamodb, fresh_tables
 from tests.support.cut_usage_app import TARGET as CUT_TARGET
 from tests.support.file_clock import CLOCK_FILE_SETTING, TARGET, FileClock
-from tests.support.processes import app_process, app_server
+from tests.support.processes import KIUSYS_APP, app_process, app_server, free_port
 from tests.support.replicator import Replicator
 
 pytestmark = pytest.mark.slow
@@ -211,3 +212,96 @@ def test_a_store_failure_half_way_cuts_the_csv_and_is_a_json_503_before_it(tmp_p
     warnings = [line["message"] for line in lines if line["level"] == "warning"]
     assert warnings[-2:] == ["usage answer cut short", "store unavailable"]
     assert not [line for line in lines if "exception" in line], "no traceback"
+
+
+# The invoice run: `kiusys-app usage`, on the store the settings name.
+
+
+def invoice(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KIUSYS_APP, "usage", *args],
+        env={"PATH": "", **FAKE_CREDENTIALS, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_invoice_run_writes_the_months_csv_as_the_api_answers_it(
+    service: str, clock: FileClock, store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    for moment in ("2026-10-31T23:59:59", "2026-11-01T00:00:00", "2026-11-30T23:59:59"):
+        clock.set(at(moment))
+        for route in ("AR1133", "AR0001", "AR1133", "LA0001"):
+            assert post(service, route) == 201
+    clock.set(at("2026-12-01T00:00:00"))
+    assert post(service, "AR1133") == 201
+    env = store_env(store_kind, tmp_path, request)
+    output = tmp_path / "AR-2026-11.csv"
+    made = invoice(env, "--airline", "ar", "--month", "2026-11", "--output", str(output))
+    assert made.returncode == 0, made.stderr
+    november = httpx.get(
+        f"{service}/v1/usage?airline=AR&from=2026-11-01&to=2026-11-30", headers=CSV
+    ).text
+    assert made.stdout == ""
+    assert output.read_bytes().decode() == november
+    assert november.splitlines() == [
+        "route,period,transactions",
+        "AR0001,2026-11-01,1",
+        "AR0001,2026-11-30,1",
+        "AR1133,2026-11-01,2",
+        "AR1133,2026-11-30,2",
+    ]
+    by_month = invoice(env, "--airline", "AR", "--month", "2026-11", "--granularity", "month")
+    assert by_month.stdout.splitlines()[1:] == ["AR0001,2026-11,2", "AR1133,2026-11,4"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--airline", "AR", "--month", "2026-13"], "invalid argument: a month is YYYY-MM"),
+        (["--airline", "A", "--month", "2026-11"], "invalid argument: an airline is"),
+        (["--airline", "AR", "--from", "2026-11-01"], "invalid argument: --from needs --to"),
+        (["--airline", "AR", "--from", "2026-11-30", "--to", "2026-11-01"], "is after to"),
+        (["--airline", "AR", "--from", "2025-01-01", "--to", "2026-11-01"], "at most 366"),
+    ],
+)
+def test_a_bad_argument_is_one_json_line_and_exit_3(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    database = tmp_path / "c.sqlite3"
+    made = invoice({"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(database)}, *args)
+    assert made.returncode == 3
+    (line,) = made.stderr.splitlines()
+    assert says in json.loads(line)["message"]
+    assert made.stdout == ""
+    assert not database.exists()
+
+
+def test_an_invoice_run_never_makes_an_empty_store_and_a_failed_store_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nowhere" / "c.sqlite3"
+    made = invoice(
+        {"KIUSYS_STORE": "sqlite", "KIUSYS_SQLITE_PATH": str(missing)},
+        *("--airline", "AR", "--month", "2026-11"),
+    )
+    assert (made.returncode, made.stdout) == (3, "")
+    assert "no such file" in json.loads(made.stderr)["message"]
+    assert not missing.parent.exists()
+    output = tmp_path / "AR-2026-11.csv"
+    refused = invoice(
+        {
+            **FAKE_CREDENTIALS,
+            "KIUSYS_STORE": "dynamodb",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+        },
+        *("--airline", "AR", "--month", "2026-11", "--output", str(output)),
+    )
+    assert (refused.returncode, refused.stdout) == (1, "")
+    errors = [json.loads(line) for line in refused.stderr.splitlines()]
+    assert errors[-1]["level"] == "error"
+    assert errors[-1]["message"].startswith("usage not read: ")
+    assert not [line for line in errors if "exception" in line], "no traceback"
+    assert list(tmp_path.iterdir()) == [], "no file, whole or part"
