@@ -3,11 +3,12 @@
 import asyncio
 import json
 import logging
+import math
 import random
 import re
 import sys
+import time
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -41,22 +42,86 @@ def request_id_from(header: str | None) -> str:
 
 
 class JsonFormatter(logging.Formatter):
+    """Each record as one JSON object: time, level, logger, message, the request id, the
+    `extra=` fields named in _EXTRA_FIELDS, and the traceback if any, in that order.
+
+    The line is the one `json.dumps(fields, separators=(",", ":"))` writes (a test compares
+    them), put together piece by piece: the JSON text of each string that repeats (a logger's
+    name, a route's template, a level) is kept, and the time's text is made once a second. On
+    an access line that is a third of what `json.dumps` of a new dict costs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The last second formatted and its text, as one tuple: threads share the formatter.
+        self._second: tuple[int, str] = (-1, "")
+        # The JSON text of strings and fields that repeat (a logger's name, a route's template).
+        self._kept: dict[object, str] = {}
+
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        fields = record.__dict__
+        line = (
+            f'{{"time":"{self._time(record.created)}","level":{self._string(record.levelname.lower())}'
+            f',"logger":{self._string(record.name)},"message":{_encode(record.getMessage())}'
+        )
         request_id = request_id_var.get()
         if request_id is not None:
-            line["request_id"] = request_id
+            line += f',"request_id":{_encode(request_id)}'
         for field in _EXTRA_FIELDS:
-            if hasattr(record, field):
-                line[field] = getattr(record, field)
+            if field in fields:
+                line += self._field(field, fields[field])
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, separators=(",", ":"))
+            line += f',"exception":{_encode(self.formatException(record.exc_info))}'
+        return line + "}"
+
+    def _field(self, name: str, value: object) -> str:
+        """`,"name":value`; kept for strings and whole numbers (a route's template, a status),
+        while fewer than _KEPT are."""
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            return f',"{name}":{_json(value)}'
+        key = (name, value)
+        text = self._kept.get(key)
+        if text is None:
+            text = f',"{name}":{_json(value)}'
+            if len(self._kept) < _KEPT:
+                self._kept[key] = text
+        return text
+
+    def _time(self, created: float) -> str:
+        """`created` as ISO 8601 in UTC to the millisecond, as `datetime.isoformat` writes it
+        (the microseconds rounded half to even first, as `datetime.fromtimestamp` does)."""
+        second = int(created)
+        microseconds = round((created - second) * 1_000_000)
+        if microseconds == 1_000_000:
+            second, microseconds = second + 1, 0
+        last, text = self._second
+        if second != last:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{microseconds // 1000:03d}+00:00"
+
+    def _string(self, value: str) -> str:
+        text = self._kept.get(value)
+        if text is None:
+            text = _encode(value)
+            if len(self._kept) < _KEPT:
+                self._kept[value] = text
+        return text
+
+
+def _json(value: object) -> str:
+    """A value's JSON text, as json.dumps writes it."""
+    if isinstance(value, str):
+        return _encode(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int.__repr__(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+# The JSON text of a string, as json.dumps writes it (ASCII only, everything else escaped).
+_encode = json.encoder.encode_basestring_ascii
+_KEPT = 1024
 
 
 class TickBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
