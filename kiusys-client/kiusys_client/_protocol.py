@@ -4,6 +4,7 @@
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,18 @@ class Recorded:
     transactions: int
     key: str
     replayed: bool
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the routes counted per UTC day (or month) from `first` to `last`, both included:
+    per route, each period that counted something; `total`, their sum."""
+
+    first: str
+    last: str
+    granularity: str
+    routes: dict[str, dict[str, int]]
+    total: int
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,39 @@ def check_many_calls(routes: Iterable[str]) -> Iterator[Call]:
     for start in range(0, len(distinct), MAX_BATCH_ROUTES):
         chunk = distinct[start : start + MAX_BATCH_ROUTES]
         yield Call("GET", "/v1/transactions", params=tuple(("route", route) for route in chunk))
+
+
+def usage_calls(
+    first: date | str,
+    last: date | str,
+    airline: str | None,
+    routes: Iterable[str],
+    granularity: str,
+) -> Iterator[Call]:
+    """The usage of an airline in one call, or of routes in one call per 100 distinct ones."""
+    period = (("from", str(first)), ("to", str(last)), ("granularity", granularity))
+    if airline is not None:
+        yield Call("GET", "/v1/usage", params=(*period, ("airline", airline)))
+        return
+    distinct = list(dict.fromkeys(routes))
+    for start in range(0, len(distinct), MAX_BATCH_ROUTES):
+        chunk = distinct[start : start + MAX_BATCH_ROUTES]
+        yield Call("GET", "/v1/usage", params=(*period, *(("route", route) for route in chunk)))
+
+
+def usage_of(answers: Iterable[Any]) -> Usage:
+    """The usage answers of one question, as one."""
+    routes: dict[str, dict[str, int]] = {}
+    body: dict[str, Any] = {}
+    for body in answers:
+        routes.update(body["routes"])
+    return Usage(
+        first=body["from"],
+        last=body["to"],
+        granularity=body["granularity"],
+        routes=routes,
+        total=sum(count for periods in routes.values() for count in periods.values()),
+    )
 
 
 def headers(api_key: str | None) -> dict[str, str]:

@@ -10,13 +10,14 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import date
 from types import TracebackType
 from typing import Self
 
 import httpx
 
 from kiusys_client import _protocol
-from kiusys_client._protocol import Call, Recorded
+from kiusys_client._protocol import Call, Recorded, Usage
 from kiusys_client._retry import (
     RETRIED_ERRORS,
     RETRIED_STATUSES,
@@ -72,6 +73,21 @@ class Client:
         for call in _protocol.check_many_calls(routes):
             counts.update(_protocol.answer(self._send(call)))
         return counts
+
+    def usage(
+        self,
+        first: date | str,
+        last: date | str,
+        *,
+        airline: str | None = None,
+        routes: Iterable[str] = (),
+        granularity: str = "day",
+    ) -> Usage:
+        """What `airline`'s routes, or `routes`, counted per UTC day (`granularity="month"`:
+        per month) from `first` to `last`, both included (at most 366 days); the client's
+        right `usage`. Routes are asked 100 a call."""
+        calls = _protocol.usage_calls(first, last, airline, routes, granularity)
+        return _protocol.usage_of(_protocol.answer(self._send(call)) for call in calls)
 
     def _send(self, call: Call) -> httpx.Response:
         attempts = Attempts(self.policy, self._clock, self._jitter, call.idempotency_key)
@@ -140,6 +156,19 @@ class AsyncClient:
         for call in _protocol.check_many_calls(routes):
             counts.update(_protocol.answer(await self._send(call)))
         return counts
+
+    async def usage(
+        self,
+        first: date | str,
+        last: date | str,
+        *,
+        airline: str | None = None,
+        routes: Iterable[str] = (),
+        granularity: str = "day",
+    ) -> Usage:
+        """See `Client.usage`."""
+        calls = _protocol.usage_calls(first, last, airline, routes, granularity)
+        return _protocol.usage_of([_protocol.answer(await self._send(call)) for call in calls])
 
     async def _send(self, call: Call) -> httpx.Response:
         attempts = Attempts(self.policy, self._clock, self._jitter, call.idempotency_key)

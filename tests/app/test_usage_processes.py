@@ -17,6 +17,7 @@ import pytest
 
 from kiusys_app.api.errors import TRANSIENT_DETAIL
 from kiusys_app.stores.dynamodb.store import KEY_ATTR, ROUTE_ATTR
+from kiusys_client import Client
 from tests.app.test_regions import HOME, OTHER, REGIONS, service_env
 from tests.app.test_usage_store import at
 from tests.support.aws import FAKE_CREDENTIALS, KEYS_TABLE, TABLE, dynamodb, fresh_tables
@@ -95,6 +96,9 @@ def test_each_day_counts_what_was_acknowledged_on_it(service: str, clock: FileCl
         "AR1133": {"2026-11-30": 3, "2026-12-01": 3},
     }
     assert answer["total"] == 10
+    with Client(service) as kiusys:  # the official client reads the same
+        read = kiusys.usage("2026-11-01", "2026-12-31", airline="AR")
+    assert (read.routes, read.total) == (answer["routes"], 10)
     la = usage(service, "route=LA0001&from=2026-11-01&to=2026-12-31")["routes"]
     assert la == {"LA0001": {"2026-11-30": 1, "2026-12-01": 1}}
     november = usage(service, "airline=AR&from=2026-11-01&to=2026-11-30&granularity=month")

@@ -5,7 +5,7 @@ and `AsyncClient`, whose loops are separate code."""
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -75,30 +75,40 @@ def cut() -> httpx.ConnectError:
     return httpx.ConnectError("connection refused")
 
 
+# The options that `call` gives the client; any other keyword goes to the method.
+CLIENT_OPTIONS = {"policy", "jitter", "api_key"}
+
+
 @pytest.fixture(params=["sync", "async"])
 def call(request: pytest.FixtureRequest) -> Callable[..., Any]:
-    """call(server, method, *args, policy=..., jitter=...): the method's result through the
-    client of this run's kind."""
+    """call(server, method, *args, policy=..., jitter=..., **keywords): the method's result
+    through the client of this run's kind."""
+
+    def split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        client = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
+        return client, {k: v for k, v in options.items() if k not in CLIENT_OPTIONS}
 
     def sync_call(server: Server, method: str, *args: Any, **options: Any) -> Any:
+        settings, keywords = split(options)
         with Client(
             "http://counter",
             transport=httpx.MockTransport(server.answer),
             clock=server.clock,
             sleep=server.sleep,
-            **options,
+            **settings,
         ) as client:
-            return getattr(client, method)(*args)
+            return getattr(client, method)(*args, **keywords)
 
     async def async_call(server: Server, method: str, *args: Any, **options: Any) -> Any:
+        settings, keywords = split(options)
         async with AsyncClient(
             "http://counter",
             transport=httpx.MockTransport(server.answer),
             clock=server.clock,
             sleep=server.async_sleep,
-            **options,
+            **settings,
         ) as client:
-            return await getattr(client, method)(*args)
+            return await getattr(client, method)(*args, **keywords)
 
     if request.param == "sync":
         return sync_call
@@ -257,3 +267,35 @@ def test_a_policy_refuses_senseless_values() -> None:
     for values in ({"deadline": 0}, {"attempt_timeout": -1}, {"first_pause": 3, "max_pause": 2}):
         with pytest.raises(ValueError, match="a policy needs"):
             RetryPolicy(**values)
+
+
+def test_usage_asks_100_distinct_routes_a_call_and_merges_the_answers(call: Any) -> None:
+    routes = [f"AR{n}" for n in range(1, 151)]
+
+    def usage(request: httpx.Request) -> httpx.Response:
+        server.requests.append(request)
+        asked = request.url.params.get_list("route")
+        days = {route: {"2026-11-02": int(route[2:])} for route in asked}
+        body = {"from": "2026-11-01", "to": "2026-11-30", "granularity": "day", "routes": days}
+        return httpx.Response(200, json={**body, "total": sum(int(r[2:]) for r in asked)})
+
+    server = Server(recorded_json())
+    server.answer = usage  # type: ignore[method-assign]
+    result = call(server, "usage", date(2026, 11, 1), "2026-11-30", routes=[*routes, "AR1"])
+    assert result.routes == {route: {"2026-11-02": int(route[2:])} for route in routes}
+    assert (result.first, result.last, result.total) == ("2026-11-01", "2026-11-30", 11325)
+    assert [len(r.url.params.get_list("route")) for r in server.requests] == [100, 50]
+    assert {r.url.params["from"] for r in server.requests} == {"2026-11-01"}
+
+
+def test_an_airlines_usage_is_one_call_and_a_refusal_is_raised(call: Any) -> None:
+    server = Server(refusal(403, "this client may not read usage"))
+    with pytest.raises(ApiError, match="may not read usage"):
+        call(server, "usage", "2026-11-01", "2026-11-30", airline="AR", granularity="month")
+    (request,) = server.requests
+    assert request.url.params.multi_items() == [
+        ("from", "2026-11-01"),
+        ("to", "2026-11-30"),
+        ("granularity", "month"),
+        ("airline", "AR"),
+    ]
