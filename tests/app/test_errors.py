@@ -92,8 +92,10 @@ def next_readiness(url: str, status: int) -> httpx.Response:
 
 @pytest.fixture
 def stand_in(served: Served) -> Iterator[Served]:
-    """The served app, ready, with a fresh log position; the stand-in answers success after."""
+    """The served app, ready, with a fresh log position; the stand-in answers success after.
+    The route's day is known (a record was counted), so a record's next call is its write."""
     next_readiness(served.url, 200)
+    assert httpx.post(f"{served.url}{RECORD}").status_code == 201
     served.new_lines()
     yield served
     served.answer({})
