@@ -21,7 +21,6 @@ from kiusys_client import Client
 from tests.app.test_regions import HOME, OTHER, REGIONS, service_env
 from tests.app.test_usage_store import at
 from tests.support.aws import FAKE_CREDENTIALS, KEYS_TABLE, TABLE, dynamodb, fresh_tables
-from tests.support.cut_usage_app import TARGET as CUT_TARGET
 from tests.support.file_clock import CLOCK_FILE_SETTING, TARGET, FileClock
 from tests.support.processes import KIUSYS_APP, app_process, app_server, free_port
 from tests.support.replicator import Replicator
@@ -30,6 +29,8 @@ pytestmark = pytest.mark.slow
 
 EVERY_DAY = "from=2026-01-01&to=2026-12-31"
 CSV = {"Accept": "text/csv"}
+# The service with a store that fails a usage call half-way (served, never imported here).
+CUT_TARGET = "tests.support.cut_usage_app:app"
 
 
 @pytest.fixture

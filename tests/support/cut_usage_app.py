@@ -1,6 +1,7 @@
 """The service as `kiusys-app` serves it (`--target tests.support.cut_usage_app:app`), with a
 store that fails a usage call after its first 50 routes: what a streamed answer does when the
-store fails half-way."""
+store fails half-way. Never import it into a test's process: it replaces the usage call's read
+there too."""
 
 from collections.abc import AsyncIterator, Sequence
 
@@ -9,7 +10,6 @@ from kiusys_app.config import load_settings
 from kiusys_app.main import create_app
 from kiusys_app.stores import CounterStore, StoreError, StoreErrorKind, Usage
 
-TARGET = "tests.support.cut_usage_app:app"
 _read = usage.read
 
 
