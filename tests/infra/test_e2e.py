@@ -324,8 +324,9 @@ def test_app_role_allows_exactly_the_calls_the_service_makes(stack: Stack) -> No
     document = inline_policy(iam, "kiusys-app")
     table_arn = stack.output("dynamodb", "table_arn")
     keys_arn = stack.output("dynamodb", "idempotency_table_arn")
+    # IAM writes a statement's one action as a string, and several as a list.
     granted = {
-        (statement["Resource"], tuple(sorted(statement["Action"])))
+        (statement["Resource"], tuple(sorted(as_list(statement["Action"]))))
         for statement in document["Statement"]
     }
     assert granted == {
@@ -342,6 +343,10 @@ def test_app_role_allows_exactly_the_calls_the_service_makes(stack: Stack) -> No
         (keys_arn, ("dynamodb:GetItem", "dynamodb:PutItem")),
     }
     assert iam.list_attached_role_policies(RoleName="kiusys-app")["AttachedPolicies"] == []
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
 
 
 def test_node_role_holds_only_the_worker_policies(stack: Stack) -> None:

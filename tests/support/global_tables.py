@@ -125,19 +125,28 @@ class GlobalTables:
 
 
 def _copy_of(table: dict[str, Any], key: str | None) -> dict[str, Any]:
-    """A CreateTable of `table`'s schema, billing mode, stream and encryption (with `key`, the
-    replica's own KMS key, or the region's AWS managed key)."""
+    """A CreateTable of `table`'s schema, global secondary indexes (a replica has the table's),
+    billing mode, stream and encryption (with `key`, the replica's own KMS key, or the region's
+    AWS managed key)."""
     create: dict[str, Any] = {
         name: table[name]
         for name in ("TableName", "KeySchema", "AttributeDefinitions", "StreamSpecification")
     }
     mode = table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
     create["BillingMode"] = mode
+    indexes = [
+        {name: index[name] for name in ("IndexName", "KeySchema", "Projection")}
+        for index in table.get("GlobalSecondaryIndexes", [])
+    ]
     if mode == "PROVISIONED":
         throughput = table["ProvisionedThroughput"]
         create["ProvisionedThroughput"] = {
             unit: throughput[unit] for unit in ("ReadCapacityUnits", "WriteCapacityUnits")
         }
+        for index in indexes:
+            index["ProvisionedThroughput"] = create["ProvisionedThroughput"]
+    if indexes:
+        create["GlobalSecondaryIndexes"] = indexes
     if "SSEDescription" in table:
         create["SSESpecification"] = {"Enabled": True, "SSEType": "KMS"}
         if key:
