@@ -120,8 +120,9 @@ def test_the_clients_secret_is_created_once_and_kept_on_a_second_run() -> None:
     guard = COMMANDS.index("if ! kubectl -n kiusys get secret kiusys-clients >/dev/null 2>&1; then")
     create = "kubectl -n kiusys create secret generic kiusys-clients --from-file=clients.toml\n"
     assert guard < COMMANDS.index(create) < COMMANDS.index("fi\n", guard)
-    assert "make -s new-key NAME=operator AIRLINES='*' CAN='record check usage' 2>&1 >>clients.toml" in (
-        COMMANDS
+    assert (
+        "make -s new-key NAME=operator AIRLINES='*' CAN='record check usage' 2>&1 >>clients.toml"
+        in (COMMANDS)
     )
 
 
