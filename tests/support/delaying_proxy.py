@@ -21,6 +21,8 @@ class DelayingProxy:
     actions: list[str] = field(default_factory=list)
     # While set, every request is answered with this DynamoDB error type (HTTP 400), unapplied.
     refusing: str | None = None
+    # The body of every request refused so, in order.
+    refused: list[bytes] = field(default_factory=list)
 
 
 @contextmanager
@@ -34,12 +36,14 @@ def delaying_proxy(
     async def forward(request: web.Request, served: Served) -> web.Response:
         this = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
         proxy.actions.append(this)
+        body = await request.read()
         if proxy.refusing is not None:
+            proxy.refused.append(body)
             error = {"__type": f"com.amazonaws.dynamodb.v20120810#{proxy.refusing}"}
             return web.Response(
                 status=400, body=json.dumps(error), content_type="application/x-amz-json-1.0"
             )
-        answer = await served.forward(request, await request.read())
+        answer = await served.forward(request, body)
         if this == action and proxy.actions.count(action) <= times:
             await asyncio.sleep(hold)
         return answer
