@@ -278,18 +278,7 @@ class DynamoDBStore:
 
     async def _day_of(self, item: str, budget: Budget) -> tuple[str | None, int]:
         """The day an item is on and that day's count (None: it has no day yet)."""
-        response = await self._call(
-            "GetItem",
-            {
-                "TableName": self._table,
-                "Key": {ROUTE_ATTR: {"S": item}},
-                "ConsistentRead": True,
-                "ProjectionExpression": "#day, #day_count",
-                "ExpressionAttributeNames": {"#day": DAY_ATTR, "#day_count": DAY_COUNT_ATTR},
-            },
-            budget,
-        )
-        found = response.get("Item", {})
+        found = await self._read_item(item, (DAY_ATTR, DAY_COUNT_ATTR), budget)
         if DAY_ATTR not in found:
             return None, 0
         return found[DAY_ATTR]["S"], int(found[DAY_COUNT_ATTR]["N"])
@@ -359,18 +348,27 @@ class DynamoDBStore:
         items = self._items.every(route)
         if len(items) > 1:
             return sum((await self._counts(items, budget)).values())
+        found = await self._read_item(route, (COUNT_ATTR,), budget)
+        return int(found.get(COUNT_ATTR, {}).get("N", 0))
+
+    async def _read_item(
+        self, item: str, attributes: Sequence[str], budget: Budget
+    ) -> dict[str, Any]:
+        """These attributes of an item, read strongly consistent (the ones it has)."""
+        names = {f"#a{i}": attribute for i, attribute in enumerate(attributes)}
         response = await self._call(
             "GetItem",
             {
                 "TableName": self._table,
-                "Key": {ROUTE_ATTR: {"S": route}},
+                "Key": {ROUTE_ATTR: {"S": item}},
                 "ConsistentRead": True,
-                "ProjectionExpression": "#count",
-                "ExpressionAttributeNames": {"#count": COUNT_ATTR},
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": names,
             },
             budget,
         )
-        return int(response.get("Item", {}).get(COUNT_ATTR, {}).get("N", 0))
+        found: dict[str, Any] = response.get("Item", {})
+        return found
 
     async def _get_many(self, routes: Sequence[str], budget: Budget) -> dict[str, int]:
         items = {route: self._items.every(route) for route in routes}
