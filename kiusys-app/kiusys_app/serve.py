@@ -46,7 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from kiusys_app.config import ConfigError, Settings, StoreKind, check_sqlite_path, load_settings
+from kiusys_app.config import ConfigError, Settings, StoreKind, load_settings
 from kiusys_app.logs import JSON_LOGGING, configure_logging, exit_at_startup
 
 HEADER_READ_TIMEOUT_MS = 5_000
@@ -198,8 +198,9 @@ def _new_key(argv: list[str]) -> None:
 
 
 def _usage(argv: list[str]) -> None:
+    from kiusys_app.invoice import write_invoice_csv
     from kiusys_app.models import normalize_airline
-    from kiusys_app.usage import Granularity, invoice_csv, month_range, parse_day, range_problem
+    from kiusys_app.usage import Granularity, month_range, parse_day, range_problem
 
     parser = _Parser(
         prog="kiusys-app usage",
@@ -232,17 +233,7 @@ def _usage(argv: list[str]) -> None:
             raise ValueError(problem)
     except ValueError as exc:
         exit_at_startup(f"invalid argument: {exc}")
-    configure_logging()
-    try:
-        settings = load_settings()
-        if settings.store is StoreKind.SQLITE and not settings.sqlite_path.is_file():
-            # The service makes its file on first use; an invoice run never makes an empty one.
-            path = settings.sqlite_path.absolute()
-            raise ConfigError(f"invalid setting KIUSYS_SQLITE_PATH: {path}: no such file")
-        check_sqlite_path(settings)
-    except ConfigError as exc:
-        exit_at_startup(str(exc))
-    invoice_csv(settings, airline, first, last, Granularity(args.granularity), args.output)
+    write_invoice_csv(airline, first, last, Granularity(args.granularity), args.output)
 
 
 def main(argv: list[str] | None = None) -> None:

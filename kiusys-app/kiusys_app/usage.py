@@ -1,32 +1,20 @@
 """Usage for billing: an airline's or some routes' transactions per day or month, as the usage
-call answers it (JSON, or CSV rows an invoice can be built from) and the invoice command writes.
+call answers it (JSON, or CSV rows an invoice can be built from) and the invoice run writes
+(`kiusys_app.invoice`).
 
 A day is a UTC day (YYYY-MM-DD), the day on which the store applied a record; a month is its
 first seven characters (YYYY-MM). Only periods that counted something are listed.
 """
 
-import asyncio
 import calendar
 import csv
 import io
-import logging
-import os
 import re
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import date
 from enum import StrEnum
-from pathlib import Path
 
-from kiusys_app.config import Settings
-from kiusys_app.stores import CounterStore, StoreError, Usage
-from kiusys_app.stores.base import NullObserver
-from kiusys_app.stores.factory import open_store
-
-logger = logging.getLogger("kiusys_app.usage")
-# The exit status of an invoice run that its store failed (as any crash: 1).
-STORE_FAILED = 1
+from kiusys_app.stores import CounterStore, Usage
 
 # At most this many days in one call: a year, leap day included.
 MAX_DAYS = 366
@@ -108,45 +96,3 @@ def rows_of(usage: Usage, granularity: Granularity) -> list[tuple[str, str, int]
         for route, days in usage.items()
         for period, count in by_period(days, granularity).items()
     ]
-
-
-async def _airline_rows(
-    settings: Settings, airline: str, first: str, last: str, granularity: Granularity
-) -> list[tuple[str, str, int]]:
-    """Every `route,period,transactions` row of an airline's usage, route by route."""
-    store = open_store(settings, NullObserver())
-    try:
-        return [
-            row
-            async for chunk in read(store, await store.routes_of(airline), first, last)
-            for row in rows_of(chunk, granularity)
-        ]
-    finally:
-        await store.aclose()
-
-
-def invoice_csv(
-    settings: Settings,
-    airline: str,
-    first: str,
-    last: str,
-    granularity: Granularity,
-    output: str | None,
-) -> None:
-    """`kiusys-app usage`: the airline's usage as CSV on stdout, or in `output`, written whole
-    (a temporary file renamed over it) or, when the store fails, not at all."""
-    try:
-        rows = asyncio.run(_airline_rows(settings, airline, first, last, granularity))
-    except StoreError as error:
-        logger.error("usage not read: %s", error.reason, extra={"store": error.kind.value})
-        raise SystemExit(STORE_FAILED) from None
-    text = csv_lines(rows, header=True)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    target = Path(output)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=target.parent, prefix=f".{target.name}.", delete=False, newline=""
-    ) as partial:
-        partial.write(text)
-    os.replace(partial.name, target)
