@@ -1,6 +1,7 @@
 """JSON logs, one object a line, each carrying the id of the request it belongs to."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -8,6 +9,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, NoReturn, TextIO
 
@@ -58,10 +60,21 @@ class JsonFormatter(logging.Formatter):
         self._kept: dict[object, str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = record.__dict__
+        line = self.line(
+            record.created, record.levelname, record.name, record.getMessage(), record.__dict__
+        )
+        if record.exc_info:
+            line = f'{line[:-1]},"exception":{_encode(self.formatException(record.exc_info))}}}'
+        return line
+
+    def line(
+        self, created: float, level: str, name: str, message: str, fields: Mapping[str, object]
+    ) -> str:
+        """The line of a record made at `created` (time.time()) of this level's name, logger
+        name, message and attributes, without a traceback."""
         line = (
-            f'{{"time":"{self._time(record.created)}","level":{self._string(record.levelname.lower())}'
-            f',"logger":{self._string(record.name)},"message":{_encode(record.getMessage())}'
+            f'{{"time":"{self._time(created)}","level":{self._string(level.lower())}'
+            f',"logger":{self._string(name)},"message":{_encode(message)}'
         )
         request_id = request_id_var.get()
         if request_id is not None:
@@ -69,8 +82,6 @@ class JsonFormatter(logging.Formatter):
         for field in _EXTRA_FIELDS:
             if field in fields:
                 line += self._field(field, fields[field])
-        if record.exc_info:
-            line += f',"exception":{_encode(self.formatException(record.exc_info))}'
         return line + "}"
 
     def _field(self, name: str, value: object) -> str:
@@ -137,20 +148,22 @@ class TickBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            if loop is None:
-                self._pending.append(line)
-                self.flush()
-                return
-            if not self._pending:
-                loop.call_soon(self._flush_locked)
-            self._pending.append(line)
+            self.write_line(self.format(record))
         except Exception:
             self.handleError(record)
+
+    def write_line(self, line: str) -> None:
+        """Write a formatted line, as `emit` does (which logging calls with the lock held)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self.lock:  # type: ignore[union-attr]
+            if not self._pending and loop is not None:
+                loop.call_soon(self._flush_locked)
+            self._pending.append(line + self.terminator)
+            if loop is None:
+                self.flush()
 
     def _flush_locked(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -166,6 +179,47 @@ class TickBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             lines, self._pending = "".join(self._pending), []
             self.stream.write(lines)
         super().flush()
+
+
+def log_info(logger: logging.Logger, message: str, fields: Mapping[str, object]) -> None:
+    """`logger.info(message, extra=fields)`, made cheaper for a line logged on every request:
+    when the handlers it reaches are all the service's own (a TickBatchingHandler with a
+    JsonFormatter, as `configure_logging` sets them), each writes the same line, made straight
+    from the fields, without a LogRecord and logging's path to the handler (two thirds of the
+    line's cost in a worker). Any other handler, or a filter, gets the record as before."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handlers = _own_handlers(logger)
+    if not handlers:
+        logger.info(message, extra=dict(fields))
+        return
+    created = time.time()
+    for handler, formatter in handlers:
+        # As in _flush_locked: a line that can go nowhere never raises into the caller.
+        with contextlib.suppress(OSError, ValueError):
+            handler.write_line(formatter.line(created, "INFO", logger.name, message, fields))
+
+
+def _own_handlers(logger: logging.Logger) -> list[tuple[TickBatchingHandler, JsonFormatter]]:
+    """The handlers an INFO record of `logger` reaches, if all are the service's own and none
+    filters; else none."""
+    if logger.filters:
+        return []
+    found = []
+    at: logging.Logger | None = logger
+    while at is not None:
+        for handler in at.handlers:
+            formatter = handler.formatter
+            if (
+                type(handler) is not TickBatchingHandler
+                or not isinstance(formatter, JsonFormatter)
+                or handler.filters
+                or handler.level > logging.INFO
+            ):
+                return []
+            found.append((handler, formatter))
+        at = at.parent if at.propagate else None
+    return found
 
 
 def _json_handler(logger: logging.Logger) -> None:

@@ -1,15 +1,25 @@
-"""The JSON log line, written piece by piece, is the one `json.dumps` writes of its fields."""
+"""The JSON log line, written piece by piece, is the one `json.dumps` writes of its fields, and
+the access line that `log_info` writes without a LogRecord is the one `logger.info` writes."""
 
+import io
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kiusys_app.logs import _EXTRA_FIELDS, JsonFormatter, request_id_var
+from kiusys_app.logs import (
+    _EXTRA_FIELDS,
+    JsonFormatter,
+    TickBatchingHandler,
+    log_info,
+    request_id_var,
+)
 
 # Every kind of value a field may hold, text with quotes, controls and non-ASCII included.
 VALUES = st.one_of(
@@ -105,3 +115,81 @@ def test_the_kept_strings_stop_growing() -> None:
         formatter.format(logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None))
         request_id_var.reset(token)
     assert len(formatter._kept) <= 1024
+
+
+ACCESS = {
+    "method": "GET",
+    "route": "/v1/routes/{route}",
+    "status": 200,
+    "client": "a",
+    "duration_ms": 1.5,
+}
+
+
+def logger_writing_to(stream: io.StringIO, formatter: logging.Formatter) -> logging.Logger:
+    """A logger under a parent that writes with the service's handler, as `configure_logging`
+    sets them up (the child has no handler of its own)."""
+    parent = logging.Logger("parent")
+    handler = TickBatchingHandler(stream)
+    handler.setFormatter(formatter)
+    parent.addHandler(handler)
+    child = logging.Logger("parent.child")
+    child.parent = parent
+    return child
+
+
+@pytest.mark.parametrize("request_id", [None, "r-1"])
+def test_log_info_writes_the_line_logger_info_writes(
+    monkeypatch: pytest.MonkeyPatch, request_id: str | None
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0009996)  # the record's time too
+    by_logging, direct = io.StringIO(), io.StringIO()
+    token = request_id_var.set(request_id)
+    try:
+        logger_writing_to(by_logging, JsonFormatter()).info("request", extra=ACCESS)
+        log_info(logger_writing_to(direct, JsonFormatter()), "request", ACCESS)
+    finally:
+        request_id_var.reset(token)
+    assert json.loads(by_logging.getvalue()) == {
+        "time": "2027-01-15T08:00:00.001+00:00",
+        "level": "info",
+        "logger": "parent.child",
+        "message": "request",
+        **({} if request_id is None else {"request_id": request_id}),
+        **ACCESS,
+    }
+    assert direct.getvalue() == by_logging.getvalue()
+
+
+def test_log_info_gives_other_handlers_the_record() -> None:
+    """A handler that is not the service's own (a test's, an operator's), though it formats
+    with the service's formatter, gets a LogRecord, as with logger.info."""
+    own, other = io.StringIO(), io.StringIO()
+    logger = logger_writing_to(own, JsonFormatter())
+    other_handler = logging.StreamHandler(other)
+    other_handler.setFormatter(JsonFormatter())
+    logger.addHandler(other_handler)
+    log_info(logger, "request", ACCESS)
+    assert json.loads(other.getvalue())["route"] == ACCESS["route"]
+    assert json.loads(own.getvalue()) == json.loads(other.getvalue())
+
+
+@pytest.mark.parametrize("where", ["logger", "handler"])
+def test_log_info_lets_a_filter_drop_the_line(where: str) -> None:
+    stream = io.StringIO()
+    logger = logger_writing_to(stream, JsonFormatter())
+    filtered = logger if where == "logger" else logger.parent.handlers[0]  # type: ignore[union-attr]
+    filtered.addFilter(lambda record: record.status != 200)  # type: ignore[attr-defined]
+    log_info(logger, "request", ACCESS)
+    log_info(logger, "request", {**ACCESS, "status": 503})
+    assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [503]
+
+
+@pytest.mark.parametrize("where", ["logger", "handler"])
+def test_log_info_writes_nothing_below_a_level(where: str) -> None:
+    stream = io.StringIO()
+    logger = logger_writing_to(stream, JsonFormatter())
+    leveled = logger if where == "logger" else logger.parent.handlers[0]  # type: ignore[union-attr]
+    leveled.setLevel(logging.WARNING)
+    log_info(logger, "request", ACCESS)
+    assert stream.getvalue() == ""

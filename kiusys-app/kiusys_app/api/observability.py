@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kiusys_app.api.asgi import header
 from kiusys_app.api.auth import client_of
 from kiusys_app.api.paths import HTTP_METHODS
-from kiusys_app.logs import request_id_from, request_id_var
+from kiusys_app.logs import log_info, request_id_from, request_id_var
 from kiusys_app.metrics import REQUEST_DURATION, REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -121,9 +121,10 @@ class RequestObservability:
             # A configured client's name, or none: the label's values stay bounded.
             client = client_of(scope).name
             self._observe(template, scope["method"], status, client, elapsed)
-            logger.info(
+            log_info(
+                logger,
                 "request",
-                extra={
+                {
                     "method": scope["method"],
                     "route": template,
                     "status": status,
