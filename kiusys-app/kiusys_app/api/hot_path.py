@@ -37,9 +37,9 @@ class _HotRoute:
         self._call = call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self._route  # the route that answers, as FastAPI's routing sets it
         answering = self._call(scope)
         if answering is None:
-            scope["route"] = self._route
             await self._route.handle(scope, receive, send)
             return
         response = await answering
