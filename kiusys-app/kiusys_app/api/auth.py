@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kiusys_app.api import paths
@@ -76,19 +76,34 @@ def client_of(scope: Scope) -> Client:
     return client
 
 
-def _asked(scope: Scope) -> tuple[Permission, Sequence[str], Sequence[str]] | None:
+# A closed operation's route, its right and where its routes are (as in PERMISSIONS).
+_Closed = tuple[BaseRoute, Permission, str]
+
+
+def closed_routes(routes: Sequence[BaseRoute]) -> dict[str, list[_Closed]]:
+    """The routes of closed operations, by the methods they answer (HEAD asks what GET asks),
+    in the router's order."""
+    closed: dict[str, list[_Closed]] = {}
+    for route in routes:
+        path = getattr(route, "path", "")
+        for method in getattr(route, "methods", None) or ():
+            wanted = PERMISSIONS.get(("GET" if method == "HEAD" else method, path))
+            if wanted is not None:
+                closed.setdefault(method, []).append((route, *wanted))
+    return closed
+
+
+def _asked(
+    scope: Scope, closed: dict[str, list[_Closed]]
+) -> tuple[Permission, Sequence[str], Sequence[str]] | None:
     """What the request asks of its client: a right, the routes it touches and the airlines it
     names (`airline=`). None for a path of no closed operation, and for a route or an airline
-    that is not one (the route answers that 422)."""
-    method = "GET" if scope["method"] == "HEAD" else scope["method"]
-    for route in scope["app"].router.routes:
+    that is not one (the route answers that 422). No open path is also a closed one's, so only
+    the closed routes are matched."""
+    for route, permission, where in closed.get(scope["method"], ()):
         match, child = route.matches(scope)
         if match is not Match.FULL:
             continue
-        wanted = PERMISSIONS.get((method, getattr(route, "path", "")))
-        if wanted is None:
-            return None
-        permission, where = wanted
         airlines: list[str] = []
         if where.startswith("?"):
             query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
@@ -126,6 +141,8 @@ class ApiKeyGate:
         self.app = app
         self.open_paths = open_paths
         self.open_prefixes = open_prefixes
+        # The app's closed routes, found at its first request (its routes are all added then).
+        self._closed: dict[str, list[_Closed]] | None = None
 
     def _is_open(self, path: str) -> bool:
         return path in self.open_paths or path.startswith(self.open_prefixes)
@@ -139,7 +156,9 @@ class ApiKeyGate:
                 await _refuse(401, "a valid API key is required")(scope, receive, send)
                 return
             scope[CLIENT_SCOPE_KEY] = client
-            asked = _asked(scope)
+            if self._closed is None:
+                self._closed = closed_routes(scope["app"].router.routes)
+            asked = _asked(scope, self._closed)
             refusal = asked and client.refusal(*asked)
             if refusal:
                 await _refuse(403, refusal)(scope, receive, send)
