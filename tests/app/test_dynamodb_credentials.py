@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiodynamo.credentials import Key
 from aiodynamo.sign import Request
 from botocore.credentials import Credentials, RefreshableCredentials
 from botocore.exceptions import ClientError, CredentialRetrievalError
@@ -249,14 +250,15 @@ async def test_static_keys_are_looked_up_once() -> None:
 
 
 class Sts:
-    """A credential chain that issues keys living 20 minutes by `clock`, each lookup taking
-    `delay` s of real time on its thread; while `failing`, every lookup fails."""
+    """A credential chain that issues keys living `lifetime` s (20 minutes) by `clock`, each
+    lookup taking `delay` s of real time on its thread; while `failing`, every lookup fails."""
 
     LIFETIME = 20 * 60
 
-    def __init__(self, clock: Clock, delay: float = 0.2) -> None:
+    def __init__(self, clock: Clock, delay: float = 0.2, lifetime: float = LIFETIME) -> None:
         self.clock = clock
         self.delay = delay
+        self.lifetime = lifetime
         self.failing = False
         self.lookups = 0
         self.in_flight = 0
@@ -276,12 +278,20 @@ class Sts:
             time.sleep(self.delay)
             if self.failing:
                 raise CredentialRetrievalError(provider="sts", error_msg="unreachable")
+            expires = self._at(self.clock.now + self.lifetime)
+            key = {
+                "access_key": f"AKID{number}",
+                "secret_key": f"secret{number}",
+                "token": "token",
+                "expiry_time": expires.isoformat(),
+            }
             return RefreshableCredentials(
-                f"AKID{number}",
-                "secret",
-                "token",
-                self._at(self.clock.now + self.LIFETIME),
-                refresh_using=lambda: {},
+                key["access_key"],
+                key["secret_key"],
+                key["token"],
+                expires,
+                # A key inside botocore's mandatory window is refreshed as it is frozen: to itself.
+                refresh_using=lambda: key,
                 method="sts",
                 time_fetcher=lambda: self._at(self.clock.now),
             )
@@ -354,7 +364,7 @@ async def test_calls_fail_fast_as_unavailable_only_once_the_key_has_expired(cloc
     credentials = ChainCredentials(session=sts, clock=clock)
     await credentials.key()
     sts.failing = True
-    clock.now += Sts.LIFETIME - 1
+    clock.now += sts.lifetime - 1
     assert (await credentials.key()) is not None, "a second left: still signs"
     await sts.idle()
     clock.now += 2
@@ -365,6 +375,27 @@ async def test_calls_fail_fast_as_unavailable_only_once_the_key_has_expired(cloc
     with pytest.raises(CredentialsError):
         await credentials.key()  # in the pause after that failure: at once
     assert time.perf_counter() - started < sts.delay / 4
+
+
+async def test_a_key_that_expires_in_the_pause_after_its_lookup_fails_fast_as_expired(
+    clock: Clock,
+) -> None:
+    sts = Sts(clock, delay=0, lifetime=LOOKUP_SPACING_SECONDS / 2)
+    credentials = ChainCredentials(session=sts, clock=clock)
+    key = await credentials.key()
+    assert key == Key("AKID1", "secret1", "token"), "valid to its last moment"
+    clock.now += LOOKUP_SPACING_SECONDS * 0.75
+    with pytest.raises(CredentialsError) as expired:
+        await credentials.key()
+    assert (expired.value.kind, expired.value.reason) == (
+        StoreErrorKind.UNAVAILABLE,
+        "credentials: the key expired",
+    )
+    assert sts.lookups == 1, "no lookup inside the pause after the last one"
+    clock.now += LOOKUP_SPACING_SECONDS
+    key = await credentials.key()
+    assert key is not None
+    assert (key.id, sts.lookups) == ("AKID2", 2)
 
 
 async def test_a_chain_that_found_nothing_is_asked_again_and_finds_keys_that_appear_later(
