@@ -17,7 +17,7 @@ from typing import Any
 
 import botocore.session
 from aiodynamo.credentials import Key
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from kiusys_app.stores.base import StoreErrorKind
 
@@ -124,6 +124,7 @@ class ChainCredentials:
             frozen = source.get_frozen_credentials()
         except ClientError as exc:  # STS refused: the role's trust or the token is wrong
             raise CredentialsError(StoreErrorKind.MISCONFIGURED, f"credentials: {exc}") from None
-        except BotoCoreError as exc:  # STS or the metadata service did not answer
+        except Exception as exc:  # STS or the metadata service did not answer, or botocore
+            # failed otherwise (a key refreshed and still expired is its RuntimeError)
             raise CredentialsError(StoreErrorKind.UNAVAILABLE, f"credentials: {exc}") from None
         return source, Key(id=frozen.access_key, secret=frozen.secret_key, token=frozen.token)
