@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
-from kiusys_app.clients import ANONYMOUS
+from kiusys_app.api import paths
+from kiusys_app.api.auth import ApiKeyGate
+from kiusys_app.clients import ANONYMOUS, Client, Clients, Permission, digest_of
 from kiusys_app.config import Settings
 from tests.support.app import metric, sqlite_settings, started_app
 
@@ -165,3 +172,26 @@ def test_a_bearer_token_is_checked_before_an_x_api_key(keyed: TestClient) -> Non
     assert keyed.get("/get-transaction/AR1133", headers=headers).status_code == 401
     headers = {"Authorization": f"Bearer {KEYS[0]}", "X-API-Key": "wrong-key-0123456789"}
     assert keyed.get("/get-transaction/AR1133", headers=headers).status_code == 200
+
+
+def test_the_gate_alone_asks_of_a_head_what_it_asks_of_a_get() -> None:
+    """In the app `HeadAsGet` turns HEAD into GET before the gate; the gate is right without it:
+    a HEAD on a check's route (Starlette answers HEAD wherever GET is) needs the check right."""
+
+    async def counted(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("0")
+
+    app = Starlette(
+        routes=[Route(paths.ROUTE_TRANSACTIONS, counted, methods=["GET"])],
+        middleware=[Middleware(ApiKeyGate, open_paths=frozenset())],
+    )
+    recorder = Client("recorder", None, frozenset({Permission.RECORD}))
+    checker = Client("checker", None, frozenset({Permission.CHECK}))
+    app.state.clients = Clients(
+        {digest_of("recorder-key"): recorder, digest_of("checker-key"): checker}
+    )
+    with TestClient(app) as client:
+        path = "/v1/routes/AR1133/transactions"
+        refused = client.head(path, headers={"X-API-Key": "recorder-key"})
+        allowed = client.head(path, headers={"X-API-Key": "checker-key"})
+    assert (refused.status_code, allowed.status_code) == (403, 200)
