@@ -399,33 +399,14 @@ async def test_a_key_that_expires_in_the_pause_after_its_lookup_fails_fast_as_ex
     assert (key.id, sts.lookups) == ("AKID2", 2)
 
 
-class StillExpired:
-    """A chain whose key had expired when it was found, and whose refresh finds it again (a
-    `credential_process` that prints a past `Expiration`, or a node's clock far ahead)."""
-
-    def __init__(self) -> None:
-        self.lookups = 0
-
-    def get_component(self, name: str) -> "StillExpired":
-        return self  # the credential resolver
-
-    def load_credentials(self) -> RefreshableCredentials:
-        self.lookups += 1
-        key = {
-            "access_key": "AKIDEXPIRED",
-            "secret_key": "secret",
-            "token": "token",
-            "expiry_time": "2020-01-01T00:00:00Z",
-        }
-        return RefreshableCredentials.create_from_metadata(key, lambda: key, "process")
-
-
 async def test_a_chain_whose_refresh_is_still_expired_fails_as_unavailable_and_backs_off(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger=credentials_module.__name__)
-    chain = StillExpired()
-    credentials = ChainCredentials(session=chain, clock=clock)
+    # A key that had expired when it was found, and that its refresh finds again: a
+    # `credential_process` that prints a past `Expiration`, or a node's clock far ahead.
+    sts = Sts(clock, delay=0, lifetime=-1)
+    credentials = ChainCredentials(session=sts, clock=clock)
     reason = (
         "credentials: Credentials were refreshed, but the refreshed credentials are still expired."
     )
@@ -433,7 +414,7 @@ async def test_a_chain_whose_refresh_is_still_expired_fails_as_unavailable_and_b
         with pytest.raises(CredentialsError) as failed:
             await credentials.key()
         assert (failed.value.kind, failed.value.reason) == (StoreErrorKind.UNAVAILABLE, reason)
-    assert chain.lookups == 1, "the second call came in the pause after the failure"
+    assert sts.lookups == 1, "the second call came in the pause after the failure"
     (line,) = [r for r in caplog.records if r.name == credentials_module.__name__]
     assert line.error == reason  # type: ignore[attr-defined]
 
